@@ -1,0 +1,340 @@
+"""The service lifecycle every depthflow service shares.
+
+connect → verify streams → bind durable consumers → serve ``/healthz`` ``/readyz`` ``/metrics`` →
+consume until SIGTERM → drain (stop fetching, finish in-flight messages, flush) → exit 0.
+
+A service registers handlers; a handler turns one decoded input into zero or more
+:class:`Output` s and never touches NATS. The runtime publishes the outputs, each with
+``Nats-Msg-Id = <service>:<input stream>:<input seq>:<n>``, and acks the input only after
+JetStream acknowledged every output, so a crash at any point loses nothing and doubles nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, Union
+
+import msgspec
+import nats.errors
+from aiohttp import web
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+from opentelemetry import trace
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from depthflow.common.bus import Bus
+from depthflow.common.codec import Decoder, InvalidMessage
+from depthflow.common.config import RuntimeConfig
+from depthflow.common.subjects import Subjects, subject_matches
+from depthflow.common.telemetry import Metrics, extract_trace, setup_logging, setup_tracing
+
+T = TypeVar("T")
+log = logging.getLogger("depthflow.runtime")
+
+
+@dataclass(frozen=True)
+class Output:
+    """A message a handler wants published."""
+
+    subject: str
+    message: msgspec.Struct
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where an input came from: enough to build idempotency keys from it."""
+
+    subject: str
+    stream: str
+    seq: int
+    num_delivered: int
+
+
+Handler = Callable[[Any, Delivery], Awaitable[Sequence[Output]]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which handler takes a message type, and the subject pattern it must arrive on."""
+
+    type_: type
+    pattern: str
+    handler: Handler
+    kind: str
+
+
+@dataclass
+class StreamInput:
+    """One durable consumer on one stream: its filter subjects and a route per message type.
+
+    One consumer per stream (not per subject) keeps the stream's order across subjects and
+    gives each service lane exactly one durable name per stream.
+    """
+
+    stream: str
+    routes: list[Route] = field(default_factory=list)
+    decoder: Decoder[Any] | None = None
+
+    @property
+    def filters(self) -> list[str]:
+        return [r.pattern for r in self.routes]
+
+    def route_for(self, msg: Any, subject: str) -> Route:
+        for r in self.routes:
+            if isinstance(msg, r.type_) and subject_matches(r.pattern, subject):
+                return r
+        raise InvalidMessage(f"{type(msg).__name__} is not accepted on subject {subject!r}")
+
+
+class ServiceFailed(RuntimeError):
+    """A worker of the service died; the process exits non-zero so it is restarted."""
+
+
+class Service:
+    """A running depthflow service: register inputs and tasks, then :meth:`run`."""
+
+    def __init__(self, name: str, cfg: RuntimeConfig) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.subjects = Subjects(cfg.prefix)
+        self.metrics = Metrics(name, cfg.lane, cfg.symbols)
+        self.tracer = setup_tracing(name, cfg.otel_endpoint)
+        self.bus: Bus | None = None
+        self._inputs: dict[str, StreamInput] = {}
+        self._tasks: list[Callable[[Bus], Awaitable[None]]] = []
+        self._on_start: list[Callable[[Bus], Awaitable[None]]] = []
+        self._on_close: list[Callable[[], Awaitable[None]]] = []
+        self._stopping = asyncio.Event()
+        self._ready = False
+        self._http_port = 0
+        setup_logging(name, cfg.log_level)
+
+    @property
+    def durable(self) -> str:
+        return f"{self.name}-{self.cfg.lane}"
+
+    @property
+    def stopping(self) -> asyncio.Event:
+        return self._stopping
+
+    def consume(self, stream: str, pattern: str, type_: type, handler: Handler, kind: str) -> None:
+        """Route ``type_`` messages arriving on ``pattern`` in ``stream`` to ``handler``."""
+        inp = self._inputs.setdefault(stream, StreamInput(stream))
+        inp.routes.append(Route(type_, pattern, handler, kind))
+        types = tuple(dict.fromkeys(r.type_ for r in inp.routes))
+        inp.decoder = Decoder(types[0] if len(types) == 1 else Union[types])  # noqa: UP007
+
+    def task(self, fn: Callable[[Bus], Awaitable[None]]) -> None:
+        """Register a producer task; it must return soon after :attr:`stopping` is set."""
+        self._tasks.append(fn)
+
+    def on_start(self, fn: Callable[[Bus], Awaitable[None]]) -> None:
+        """Run ``fn`` once connected and verified, before consuming."""
+        self._on_start.append(fn)
+
+    def on_close(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run ``fn`` after draining (close pools and clients)."""
+        self._on_close.append(fn)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until SIGTERM/SIGINT or :meth:`stop`, then drain and return."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        runner = await self._serve_http()
+        try:
+            self.bus = await Bus.connect(self.cfg.nats_url, self.cfg.prefix, name=self.name)
+            await self.bus.verify()
+            for fn in self._on_start:
+                await fn(self.bus)
+            inputs = list(self._inputs.values())
+            subs = [await self._bind(i) for i in inputs]
+            workers = [
+                asyncio.create_task(self._consume_loop(i, s), name=f"consume-{i.stream}")
+                for i, s in zip(inputs, subs, strict=True)
+            ]
+            workers += [asyncio.create_task(t(self.bus), name="task") for t in self._tasks]
+            self._ready = True
+            self.metrics.ready.labels(self.cfg.lane).set(1)
+            log.info("ready", extra={"port": self._http_port, "inputs": len(inputs)})
+            stop_wait = asyncio.create_task(self._stopping.wait())
+            await asyncio.wait([stop_wait, *workers], return_when=asyncio.FIRST_COMPLETED)
+            failed = [w for w in workers if w.done() and w.exception() is not None]
+            self._stopping.set()
+            self._ready = False
+            self.metrics.ready.labels(self.cfg.lane).set(0)
+            log.info("draining")
+            # workers finish the message in hand, then return
+            await asyncio.gather(*workers, stop_wait, return_exceptions=True)
+            if failed:
+                # crash-only: a consumer that died must not leave a half-working service behind
+                raise ServiceFailed(f"{self.name}: worker failed") from failed[0].exception()
+        finally:
+            if self.bus is not None:
+                await self.bus.close()
+            for close in self._on_close:
+                with contextlib.suppress(Exception):
+                    await close()
+            await runner.cleanup()
+        log.info("stopped")
+
+    def stop(self) -> None:
+        """Begin a graceful drain."""
+        self._stopping.set()
+
+    async def _bind(self, inp: StreamInput) -> Any:
+        assert self.bus is not None
+        js = self.bus.js
+        stream = self.bus.subjects.stream(inp.stream)
+        cfg = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            max_ack_pending=self.cfg.max_ack_pending,
+            ack_wait=self.cfg.ack_wait_s,
+            max_deliver=-1,
+        )
+        if len(inp.filters) == 1:
+            cfg.filter_subject = inp.filters[0]
+        else:
+            cfg.filter_subjects = inp.filters
+        try:
+            await js.consumer_info(stream, self.durable)
+            await js.add_consumer(stream, cfg)  # same config: no-op; changed filters: update
+        except NotFoundError:
+            await js.add_consumer(stream, cfg)
+        return await js.pull_subscribe_bind(durable=self.durable, stream=stream)
+
+    async def _consume_loop(self, inp: StreamInput, sub: Any) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await sub.fetch(self.cfg.fetch_batch, timeout=0.5)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except (nats.errors.ConnectionClosedError, nats.errors.DrainTimeoutError):
+                return
+            for m in msgs:
+                await self._handle(inp, m)
+
+    async def _handle(self, inp: StreamInput, m: Any) -> None:
+        assert self.bus is not None
+        meta = m.metadata
+        stream, seq = meta.stream, meta.sequence.stream
+        delivery = Delivery(m.subject, stream, seq, meta.num_delivered)
+        symbol = Subjects.symbol_of(m.subject)
+        lane = self.cfg.lane
+        started = time.perf_counter()
+        kind = inp.stream.lower()
+        ctx = extract_trace(m.headers)
+        with self.tracer.start_as_current_span(
+            f"{self.name} {m.subject}", context=ctx, kind=trace.SpanKind.CONSUMER
+        ) as span:
+            span.set_attribute("messaging.destination", m.subject)
+            span.set_attribute("depthflow.stream_seq", seq)
+            try:
+                assert inp.decoder is not None
+                msg = inp.decoder.decode(m.data)
+                route = inp.route_for(msg, m.subject)
+                kind = route.kind
+                if getattr(msg, "symbol", symbol) != symbol:
+                    raise InvalidMessage(
+                        f"symbol {msg.symbol!r} does not match subject {m.subject!r}"
+                    )
+                outputs = await route.handler(msg, delivery)
+                for n, out in enumerate(outputs):
+                    await self.bus.publish(
+                        out.subject, out.message, msg_id=f"{self.name}:{stream}:{seq}:{n}"
+                    )
+                    self._observe_output(out)
+            except InvalidMessage as exc:
+                await self._dead_letter(kind, m, exc.reason, symbol)
+                return
+            except Exception as exc:
+                if meta.num_delivered >= self.cfg.max_deliver:
+                    reason = f"handler failed {meta.num_delivered} times: {exc!r}"
+                    log.exception("giving up on message", extra={"subject": m.subject})
+                    await self._dead_letter(kind, m, reason, symbol)
+                    return
+                log.warning("handler failed, will retry", exc_info=True)
+                self.metrics.messages.labels(kind, self.metrics.symbol(symbol), lane, "retry").inc()
+                with contextlib.suppress(Exception):
+                    await m.nak(delay=min(2.0 ** meta.num_delivered * 0.1, 5.0))
+                return
+            await m.ack()
+        self.metrics.messages.labels(kind, self.metrics.symbol(symbol), lane, "ok").inc()
+        self.metrics.handle_seconds.labels(kind, lane).observe(time.perf_counter() - started)
+
+    def _observe_output(self, out: Output) -> None:
+        kind = type(out.message).__name__
+        sym = self.metrics.symbol(getattr(out.message, "symbol", "other"))
+        self.metrics.published.labels(kind, sym, self.cfg.lane).inc()
+        origin = getattr(out.message, "origin_ts", 0)
+        if origin:
+            age = max(0.0, (time.time_ns() - origin) / 1e9)
+            self.metrics.origin_latency.labels(kind, self.cfg.lane).observe(age)
+
+    async def _dead_letter(self, kind: str, m: Any, reason: str, symbol: str) -> None:
+        assert self.bus is not None
+        log.warning("dead letter", extra={"subject": m.subject, "reason": reason})
+        meta = m.metadata
+        await self.bus.dead_letter(
+            self.name, m.subject, meta.stream, meta.sequence.stream, m.data, m.headers, reason
+        )
+        await m.ack()
+        self.metrics.dead_letters.labels(kind, self.cfg.lane).inc()
+        self.metrics.messages.labels(
+            kind, self.metrics.symbol(symbol), self.cfg.lane, "dead_letter"
+        ).inc()
+
+    # --- HTTP ----------------------------------------------------------------------------------
+
+    async def _serve_http(self) -> web.AppRunner:
+        async def healthz(_: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        async def readyz(_: web.Request) -> web.Response:
+            ok = self._ready and self.bus is not None and self.bus.nc.is_connected
+            return web.Response(status=200 if ok else 503, text="ready" if ok else "not ready")
+
+        async def metrics(_: web.Request) -> web.Response:
+            body = generate_latest(self.metrics.registry)
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app = web.Application()
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)
+        app.router.add_get("/metrics", metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.cfg.http_host, self.cfg.http_port)
+        await site.start()
+        self._http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return runner
+
+    @property
+    def http_port(self) -> int:
+        return self._http_port
+
+
+def run_main(build: Callable[[], Awaitable[Service]]) -> None:
+    """Entry point helper: build the service (config errors exit 2 with the message), run it."""
+    from depthflow.common.config import ConfigError
+
+    async def _main() -> None:
+        service = await build()
+        await service.run()
+
+    try:
+        asyncio.run(_main())
+    except ConfigError as exc:
+        raise SystemExit(f"{exc}") from None

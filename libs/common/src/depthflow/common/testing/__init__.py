@@ -1,0 +1,1 @@
+"""Test fixtures shared by every test suite: real servers, isolated per test."""

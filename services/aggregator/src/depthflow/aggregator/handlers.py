@@ -1,0 +1,85 @@
+"""``md.depth.*`` → ``agg.book.*`` and ``md.trade.*`` → ``agg.profile.*``."""
+
+from __future__ import annotations
+
+import time
+
+from depthflow.aggregator.bucketing import bucket_side
+from depthflow.aggregator.config import AggregatorConfig
+from depthflow.aggregator.profile import RollingProfile
+from depthflow.common.messages import (
+    BookBuckets,
+    DepthSnapshot,
+    TradeBatch,
+    TradeProfile,
+    f64,
+    f64_bytes,
+    i64,
+)
+from depthflow.common.runtime import Delivery, Output
+from depthflow.common.subjects import Subjects
+
+
+class AggregatorHandlers:
+    """Bucket books and keep one rolling trade profile per symbol."""
+
+    def __init__(self, cfg: AggregatorConfig, subjects: Subjects) -> None:
+        self.cfg = cfg
+        self.subjects = subjects
+        self.profiles: dict[str, RollingProfile] = {}
+
+    async def on_depth_snapshot(self, msg: DepthSnapshot, _: Delivery) -> list[Output]:
+        size = self.cfg.bucket_size
+        bid_px, bid_qty = f64(msg.bid_px), f64(msg.bid_qty)
+        ask_px, ask_qty = f64(msg.ask_px), f64(msg.ask_qty)
+        bids = bucket_side(bid_px, bid_qty, size)
+        asks = bucket_side(ask_px, ask_qty, size)
+        out = BookBuckets(
+            symbol=msg.symbol,
+            venue=msg.venue,
+            ts_event=msg.ts_event,
+            ts_init=time.time_ns(),
+            origin_ts=msg.origin_ts,
+            bucket_size=size,
+            bid_px=f64_bytes(bids.px),
+            bid_qty=f64_bytes(bids.qty),
+            ask_px=f64_bytes(asks.px),
+            ask_qty=f64_bytes(asks.qty),
+            bid_volume_in=float(bid_qty.sum()),
+            bid_volume_out=float(bids.qty.sum()),
+            ask_volume_in=float(ask_qty.sum()),
+            ask_volume_out=float(asks.qty.sum()),
+            levels_in=int(bid_px.size + ask_px.size),
+            levels_out=int(bids.px.size + asks.px.size),
+            best_bid=float(bid_px.max()) if bid_px.size else 0.0,
+            best_ask=float(ask_px.min()) if ask_px.size else 0.0,
+            known_low=msg.known_low,
+            known_high=msg.known_high,
+        )
+        return [Output(self.subjects.agg_book(msg.venue, msg.symbol), out)]
+
+    async def on_trade_batch(self, msg: TradeBatch, _: Delivery) -> list[Output]:
+        profile = self.profiles.get(msg.symbol)
+        if profile is None:
+            profile = self.profiles[msg.symbol] = RollingProfile(
+                self.cfg.bucket_size, self.cfg.profile_window_min
+            )
+        profile.add(
+            msg.first_trade_id, f64(msg.px), f64(msg.qty), i64(msg.ts), f64(msg.buyer_maker)
+        )
+        px, buy, sell = profile.arrays()
+        out = TradeProfile(
+            symbol=msg.symbol,
+            venue=msg.venue,
+            ts_event=msg.ts_event,
+            ts_init=time.time_ns(),
+            origin_ts=msg.origin_ts,
+            bucket_size=self.cfg.bucket_size,
+            window_s=self.cfg.profile_window_min * 60,
+            px=f64_bytes(px),
+            buy_qty=f64_bytes(buy),
+            sell_qty=f64_bytes(sell),
+            last_trade_id=profile.last_trade_id,
+            trades_in_window=profile.trades_in_window,
+        )
+        return [Output(self.subjects.agg_profile(msg.venue, msg.symbol), out)]

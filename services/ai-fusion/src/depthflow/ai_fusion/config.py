@@ -1,0 +1,27 @@
+"""ai-fusion configuration (``DEPTHFLOW_AI_FUSION_*``)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from depthflow.common.config import Fraction, RuntimeConfig
+
+DEFAULT_WEIGHTS = {"book_imbalance": 0.35, "zone_position": 0.25, "value_area": 0.15, "trade_flow": 0.25}
+
+
+class FusionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Component weights and the thresholds of the confidence modes."""
+
+    runtime: RuntimeConfig = RuntimeConfig()
+    weights: dict[str, float] = msgspec.field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    enter_trading: Fraction = 0.25
+    exit_trading: Fraction = 0.15
+    action_threshold: Fraction = 0.25
+
+    def __post_init__(self) -> None:
+        unknown = set(self.weights) - set(DEFAULT_WEIGHTS)
+        if unknown:
+            names = sorted(DEFAULT_WEIGHTS)
+            raise ValueError(f"unknown weight {sorted(unknown)[0]!r}; components are {names}")
+        if self.exit_trading > self.enter_trading:
+            raise ValueError("exit_trading must not exceed enter_trading")

@@ -1,0 +1,50 @@
+"""``peaks.zones.*`` → ``signal.fused.*``."""
+
+from __future__ import annotations
+
+import time
+
+from depthflow.ai_fusion.config import FusionConfig
+from depthflow.ai_fusion.fusion import ConfidenceMode, components, weighted_score
+from depthflow.common.messages import SignalFused, ZonesDetected
+from depthflow.common.runtime import Delivery, Output
+from depthflow.common.subjects import Subjects
+
+
+class FusionHandlers:
+    """Fuse the components of every zones message into one signal per message."""
+
+    def __init__(self, cfg: FusionConfig, subjects: Subjects) -> None:
+        self.cfg = cfg
+        self.subjects = subjects
+        self.modes: dict[str, ConfidenceMode] = {}
+
+    async def on_zones_detected(self, msg: ZonesDetected, delivery: Delivery) -> list[Output]:
+        cfg = self.cfg
+        parts = components(msg)
+        score = weighted_score(parts, cfg.weights)
+        confidence = abs(score)
+        mode_state = self.modes.setdefault(
+            msg.symbol, ConfidenceMode(cfg.enter_trading, cfg.exit_trading)
+        )
+        mode = mode_state.update(confidence)
+        side = "FLAT"
+        if mode == "TRADING" and confidence >= cfg.action_threshold:
+            side = "BUY" if score > 0 else "SELL"
+        out = SignalFused(
+            symbol=msg.symbol,
+            venue=msg.venue,
+            ts_event=msg.ts_event,
+            ts_init=time.time_ns(),
+            origin_ts=msg.origin_ts,
+            signal_id=f"{delivery.stream}-{delivery.seq}",
+            score=score,
+            confidence=confidence,
+            side=side,  # type: ignore[arg-type]
+            mode=mode,  # type: ignore[arg-type]
+            components=parts,
+            mid=msg.mid,
+            best_bid=msg.best_bid,
+            best_ask=msg.best_ask,
+        )
+        return [Output(self.subjects.signal_fused(msg.venue, msg.symbol), out)]

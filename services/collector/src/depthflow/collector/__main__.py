@@ -1,0 +1,23 @@
+"""``python -m depthflow.collector``: wiring only."""
+
+from __future__ import annotations
+
+from depthflow.collector.config import CollectorConfig
+from depthflow.collector.handlers import GeneratorSource
+from depthflow.common.config import load_config
+from depthflow.common.runtime import Service, run_main
+
+
+async def build() -> Service:
+    cfg = load_config(CollectorConfig, "collector")
+    service = Service("collector", cfg.runtime)
+    service.task(GeneratorSource(cfg, service.stopping).run)
+    return service
+
+
+def main() -> None:
+    run_main(build)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""``python -m depthflow.risk``: wiring only."""
+
+from __future__ import annotations
+
+from depthflow.common.config import load_config
+from depthflow.common.messages import BookBuckets, SignalFused
+from depthflow.common.runtime import Service, run_main
+from depthflow.risk.config import RiskConfig
+from depthflow.risk.handlers import RiskHandlers
+from depthflow.risk.hotstate import HotState
+from depthflow.risk.storage import Ledger
+
+
+async def build() -> Service:
+    cfg = load_config(RiskConfig, "risk")
+    rt = cfg.runtime
+    service = Service("risk", rt)
+    ledger = await Ledger.open(rt.postgres_url, rt.venue, cfg.starting_cash)
+    hot = HotState.connect(rt.redis_url, rt.prefix, rt.venue)
+    h = RiskHandlers(cfg, service.subjects, ledger, hot)
+    s = service.subjects
+    service.on_start(h.bind)
+    service.on_close(ledger.close)
+    service.on_close(hot.close)
+    service.consume("SIGNALS", s.signal_fused(), SignalFused, h.on_signal_fused, "signal")
+    service.consume("AGG", s.agg_book(), BookBuckets, h.on_book_buckets, "book")
+    return service
+
+
+def main() -> None:
+    run_main(build)
+
+
+if __name__ == "__main__":
+    main()
