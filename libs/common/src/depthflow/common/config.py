@@ -166,7 +166,10 @@ def _describe(
         value = value[int(t)] if isinstance(value, list) and t.isdigit() else (
             value.get(t) if isinstance(value, dict) else None
         )
-    field = ".".join((service, *tokens))
-    where = sources.get(tokens) or (str(yaml_path) if yaml_path else "defaults")
+    field = service + "".join(f"[{t}]" if t.isdigit() else f".{t}" for t in tokens)
+    where = next(
+        (sources[tokens[:n]] for n in range(len(tokens), 0, -1) if tokens[:n] in sources),
+        str(yaml_path) if yaml_path else "defaults",
+    )
     reason = _PATH_IN_ERROR.sub("", error).rstrip(" -")
     return f"invalid config: {field} = {value!r} (from {where}): {reason}"

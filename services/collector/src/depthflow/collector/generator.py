@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 JUMP = 0.3  # intensity added per trade (1/s)
 DECAY_S = 2.0  # decay time of the excitation; branching ratio JUMP * DECAY_S = 0.6
 

@@ -1,0 +1,43 @@
+"""Fusion components point the right way and the mode only flips on a real change."""
+
+from depthflow.ai_fusion.fusion import ConfidenceMode, components, weighted_score
+from depthflow.common.messages import Zone, ZonesDetected
+
+
+def zones(**over):
+    fields = dict(
+        symbol="X", venue="binance", ts_event=1, ts_init=1, origin_ts=1, mid=100.0,
+        best_bid=99.9, best_ask=100.1, poc=100.0, value_area_low=99.0, value_area_high=101.0,
+        support=[Zone(low=98, high=99, price=98.5, volume=10, strength=0.1, confidence=0.5)],
+        resistance=[Zone(low=101, high=102, price=101.5, volume=10, strength=0.1, confidence=0.5)],
+        bid_depth_near=1.0, ask_depth_near=1.0, trade_buy_volume=1.0, trade_sell_volume=1.0,
+    )
+    fields.update(over)
+    return ZonesDetected(**fields)
+
+
+def test_balanced_market_scores_zero():
+    parts = components(zones())
+    assert all(abs(v) < 1e-12 for v in parts.values())
+    assert weighted_score(parts, {"book_imbalance": 1, "trade_flow": 1}) == 0
+
+
+def test_bid_heavy_book_and_buying_flow_are_bullish():
+    parts = components(zones(bid_depth_near=3.0, trade_buy_volume=4.0, mid=98.9 + 0.2))
+    assert parts["book_imbalance"] == 0.5
+    assert parts["trade_flow"] == 0.6
+    assert parts["zone_position"] > 0  # nearer support than resistance
+    assert parts["value_area"] > 0  # below POC pulls up
+
+
+def test_weights_scale_the_score_and_unweighted_parts_are_ignored():
+    parts = {"a": 1.0, "b": -1.0, "c": 0.5}
+    assert weighted_score(parts, {"a": 3, "b": 1}) == 0.5
+    assert weighted_score(parts, {}) == 0.0
+
+
+def test_mode_has_hysteresis():
+    m = ConfidenceMode(enter=0.3, exit=0.2)
+    assert [m.update(c) for c in (0.25, 0.31, 0.25, 0.21, 0.19, 0.25)] == [
+        "LEARNING", "TRADING", "TRADING", "TRADING", "LEARNING", "LEARNING",
+    ]
