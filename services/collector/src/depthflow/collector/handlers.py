@@ -7,6 +7,10 @@ import logging
 import time
 import zlib
 
+import msgspec
+from opentelemetry import trace
+from opentelemetry.context import Context
+
 from depthflow.collector.config import CollectorConfig, InstrumentConfig
 from depthflow.collector.generator import MarketGenerator
 from depthflow.collector.publishing import depth_snapshot, trade_batch
@@ -18,9 +22,10 @@ log = logging.getLogger("depthflow.collector")
 class GeneratorSource:
     """Publish a seeded synthetic market for every configured symbol."""
 
-    def __init__(self, cfg: CollectorConfig, stopping: asyncio.Event) -> None:
+    def __init__(self, cfg: CollectorConfig, stopping: asyncio.Event, tracer: trace.Tracer) -> None:
         self.cfg = cfg
         self.stopping = stopping
+        self.tracer = tracer
         self.run_id = time.time_ns()
         self.published = {"depth": 0, "trade": 0}
 
@@ -29,6 +34,13 @@ class GeneratorSource:
             symbol,
             InstrumentConfig(start_price=self.cfg.default_start_price, tick=self.cfg.default_tick),
         )
+
+    async def _publish(self, bus: Bus, subject: str, msg: msgspec.Struct, msg_id: str) -> None:
+        # each market event starts its own trace, carried downstream in the NATS headers
+        with self.tracer.start_as_current_span(
+            f"collector {subject}", context=Context(), kind=trace.SpanKind.PRODUCER
+        ):
+            await bus.publish(subject, msg, msg_id=msg_id)
 
     async def run(self, bus: Bus) -> None:
         await asyncio.gather(*(self._run_symbol(bus, s) for s in self.cfg.runtime.symbols))
@@ -59,17 +71,18 @@ class GeneratorSource:
             sim_elapsed += cfg.trade_interval_s
             step += 1
             if len(trades.px):
-                await bus.publish(
+                await self._publish(
+                    bus,
                     trade_subject,
                     trade_batch(symbol, venue, trades),
-                    msg_id=f"collector:{symbol}:trade:{self.run_id}:{trades.first_id}",
+                    f"collector:{symbol}:trade:{self.run_id}:{trades.first_id}",
                 )
                 self.published["trade"] += 1
             if step % steps_per_snapshot == 0:
                 snapshots += 1
                 msg = depth_snapshot(symbol, venue, gen.book(), gen.now_ns, snapshots)
-                await bus.publish(
-                    depth_subject, msg, msg_id=f"collector:{symbol}:depth:{self.run_id}:{snapshots}"
+                await self._publish(
+                    bus, depth_subject, msg, f"collector:{symbol}:depth:{self.run_id}:{snapshots}"
                 )
                 self.published["depth"] += 1
                 if cfg.max_snapshots and snapshots >= cfg.max_snapshots:

@@ -1,0 +1,64 @@
+"""Shared test helpers: run services as real processes in a test's namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest_asyncio
+
+from depthflow.common.bus import Bus
+from depthflow.common.codec import Decoder
+from depthflow.common.testing.servers import Isolated
+from depthflow.ctl.control import bootstrap
+from depthflow.ctl.stack import ServiceStack
+
+
+@pytest_asyncio.fixture
+async def stack(isolated: Isolated, tmp_path) -> AsyncIterator[Callable[..., Awaitable[ServiceStack]]]:
+    """Start services as separate processes against the test's servers and namespace."""
+    stacks: list[ServiceStack] = []
+
+    async def start(*services: str, **env: str) -> ServiceStack:
+        await bootstrap(isolated.urls.nats, isolated.prefix, "binance")
+        s = ServiceStack(tmp_path / f"stack{len(stacks)}")
+        stacks.append(s)
+        full_env = {"DEPTHFLOW_PREFIX": isolated.prefix, **env}
+        await asyncio.to_thread(s.start, isolated.urls, full_env, services=services)
+        return s
+
+    yield start
+    for s in stacks:
+        await asyncio.to_thread(s.stop)
+
+
+async def read_all(bus: Bus, stream: str, subject: str, type_, idle_s: float = 0.5) -> list:
+    """Return every message on ``subject`` in ``stream`` (an ephemeral ordered read)."""
+    dec = Decoder(type_)
+    sub = await bus.js.subscribe(subject, stream=bus.subjects.stream(stream), ordered_consumer=True)
+    out = []
+    try:
+        while True:
+            try:
+                m = await sub.next_msg(timeout=idle_s)
+            except TimeoutError:
+                return out
+            out.append((m, dec.decode(m.data)))
+    finally:
+        await sub.unsubscribe()
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], within_s: float = 60.0) -> None:
+    """Poll ``predicate`` until true, or fail after ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"condition not met within {within_s}s")
+
+
+async def subject_count(bus: Bus, stream: str, subject: str) -> int:
+    info = await bus.js.stream_info(bus.subjects.stream(stream), subjects_filter=subject)
+    return sum((info.state.subjects or {}).values())
