@@ -252,10 +252,7 @@ class Service:
                     )
                 outputs = await route.handler(msg, delivery)
                 for n, out in enumerate(outputs):
-                    await self.bus.publish(
-                        out.subject, out.message, msg_id=f"{self.name}:{stream}:{seq}:{n}"
-                    )
-                    self._observe_output(out)
+                    await self.publish(out, msg_id=f"{self.name}:{stream}:{seq}:{n}")
             except InvalidMessage as exc:
                 await self._dead_letter(kind, m, exc.reason, symbol)
                 return
@@ -273,6 +270,12 @@ class Service:
             await m.ack()
         self.metrics.messages.labels(kind, self.metrics.symbol(symbol), lane, "ok").inc()
         self.metrics.handle_seconds.labels(kind, lane).observe(time.perf_counter() - started)
+
+    async def publish(self, out: Output, msg_id: str) -> None:
+        """Publish ``out`` (waiting for JetStream's ack) and count it; for handlers and tasks."""
+        assert self.bus is not None
+        await self.bus.publish(out.subject, out.message, msg_id=msg_id)
+        self._observe_output(out)
 
     def _observe_output(self, out: Output) -> None:
         kind = type(out.message).__name__

@@ -14,9 +14,9 @@ class FusionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     runtime: RuntimeConfig = RuntimeConfig()
     weights: dict[str, float] = msgspec.field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
-    enter_trading: Fraction = 0.25
-    exit_trading: Fraction = 0.15
-    action_threshold: Fraction = 0.25
+    enter_trading: Fraction = 0.15
+    exit_trading: Fraction = 0.10
+    action_threshold: Fraction = 0.15
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(DEFAULT_WEIGHTS)

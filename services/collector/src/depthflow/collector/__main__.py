@@ -11,7 +11,7 @@ from depthflow.common.runtime import Service, run_main
 async def build() -> Service:
     cfg = load_config(CollectorConfig, "collector")
     service = Service("collector", cfg.runtime)
-    service.task(GeneratorSource(cfg, service.stopping, service.tracer).run)
+    service.task(GeneratorSource(cfg, service).run)
     return service
 
 

@@ -28,7 +28,7 @@ class CollectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
     runtime: RuntimeConfig = RuntimeConfig()
     source: Annotated[str, msgspec.Meta(pattern=r"^generator$")] = "generator"
-    seed: int = 7
+    seed: int = 5
     levels: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 1000
     snapshot_interval_s: PositiveFloat = 1.0
     trade_interval_s: PositiveFloat = 0.1

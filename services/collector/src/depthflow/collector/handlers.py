@@ -15,6 +15,7 @@ from depthflow.collector.config import CollectorConfig, InstrumentConfig
 from depthflow.collector.generator import MarketGenerator
 from depthflow.collector.publishing import depth_snapshot, trade_batch
 from depthflow.common.bus import Bus
+from depthflow.common.runtime import Output, Service
 
 log = logging.getLogger("depthflow.collector")
 
@@ -22,10 +23,10 @@ log = logging.getLogger("depthflow.collector")
 class GeneratorSource:
     """Publish a seeded synthetic market for every configured symbol."""
 
-    def __init__(self, cfg: CollectorConfig, stopping: asyncio.Event, tracer: trace.Tracer) -> None:
+    def __init__(self, cfg: CollectorConfig, service: Service) -> None:
         self.cfg = cfg
-        self.stopping = stopping
-        self.tracer = tracer
+        self.service = service
+        self.stopping = service.stopping
         self.run_id = time.time_ns()
         self.published = {"depth": 0, "trade": 0}
 
@@ -35,12 +36,12 @@ class GeneratorSource:
             InstrumentConfig(start_price=self.cfg.default_start_price, tick=self.cfg.default_tick),
         )
 
-    async def _publish(self, bus: Bus, subject: str, msg: msgspec.Struct, msg_id: str) -> None:
+    async def _publish(self, subject: str, msg: msgspec.Struct, msg_id: str) -> None:
         # each market event starts its own trace, carried downstream in the NATS headers
-        with self.tracer.start_as_current_span(
+        with self.service.tracer.start_as_current_span(
             f"collector {subject}", context=Context(), kind=trace.SpanKind.PRODUCER
         ):
-            await bus.publish(subject, msg, msg_id=msg_id)
+            await self.service.publish(Output(subject, msg), msg_id=msg_id)
 
     async def run(self, bus: Bus) -> None:
         await asyncio.gather(*(self._run_symbol(bus, s) for s in self.cfg.runtime.symbols))
@@ -72,7 +73,6 @@ class GeneratorSource:
             step += 1
             if len(trades.px):
                 await self._publish(
-                    bus,
                     trade_subject,
                     trade_batch(symbol, venue, trades),
                     f"collector:{symbol}:trade:{self.run_id}:{trades.first_id}",
@@ -82,7 +82,7 @@ class GeneratorSource:
                 snapshots += 1
                 msg = depth_snapshot(symbol, venue, gen.book(), gen.now_ns, snapshots)
                 await self._publish(
-                    bus, depth_subject, msg, f"collector:{symbol}:depth:{self.run_id}:{snapshots}"
+                    depth_subject, msg, f"collector:{symbol}:depth:{self.run_id}:{snapshots}"
                 )
                 self.published["depth"] += 1
                 if cfg.max_snapshots and snapshots >= cfg.max_snapshots:

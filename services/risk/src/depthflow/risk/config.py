@@ -15,7 +15,7 @@ class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     max_position_pct: Fraction = 0.10
     order_notional_pct: Fraction = 0.02
-    min_confidence: Fraction = 0.25
+    min_confidence: Fraction = 0.15
     max_signal_age_s: PositiveFloat = 5.0
     max_orders_per_minute: PositiveInt = 30
     max_drawdown_pct: Fraction = 0.15
