@@ -15,6 +15,7 @@ Conventions (ARCHITECTURE §3):
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 import msgspec
@@ -74,6 +75,19 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=T
             raise ValueError(f"schema version {self.v} is newer than supported {SCHEMA_VERSION}")
         if not self.symbol or "." in self.symbol or " " in self.symbol:
             raise ValueError(f"symbol must be non-empty without dots or spaces, was {self.symbol!r}")
+
+
+def header_from(source: Message) -> dict[str, object]:
+    """Return the common fields of a message derived from ``source``: same symbol, venue,
+    event time and origin, built now. Keeping origin_ts is what makes end-to-end latency
+    measurable at every stage."""
+    return {
+        "symbol": source.symbol,
+        "venue": source.venue,
+        "ts_event": source.ts_event,
+        "ts_init": time.time_ns(),
+        "origin_ts": source.origin_ts,
+    }
 
 
 # --- market data (collector → aggregator) -------------------------------------------------------

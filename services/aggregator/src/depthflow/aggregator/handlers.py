@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from depthflow.aggregator.bucketing import bucket_side
 from depthflow.aggregator.config import AggregatorConfig
 from depthflow.aggregator.profile import RollingProfile
@@ -14,6 +12,7 @@ from depthflow.common.messages import (
     TradeProfile,
     f64,
     f64_bytes,
+    header_from,
     i64,
 )
 from depthflow.common.runtime import Delivery, Output
@@ -35,11 +34,7 @@ class AggregatorHandlers:
         bids = bucket_side(bid_px, bid_qty, size)
         asks = bucket_side(ask_px, ask_qty, size)
         out = BookBuckets(
-            symbol=msg.symbol,
-            venue=msg.venue,
-            ts_event=msg.ts_event,
-            ts_init=time.time_ns(),
-            origin_ts=msg.origin_ts,
+            **header_from(msg),
             bucket_size=size,
             bid_px=f64_bytes(bids.px),
             bid_qty=f64_bytes(bids.qty),
@@ -69,11 +64,7 @@ class AggregatorHandlers:
         )
         px, buy, sell = profile.arrays()
         out = TradeProfile(
-            symbol=msg.symbol,
-            venue=msg.venue,
-            ts_event=msg.ts_event,
-            ts_init=time.time_ns(),
-            origin_ts=msg.origin_ts,
+            **header_from(msg),
             bucket_size=self.cfg.bucket_size,
             window_s=self.cfg.profile_window_min * 60,
             px=f64_bytes(px),

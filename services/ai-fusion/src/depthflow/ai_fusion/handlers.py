@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from depthflow.ai_fusion.config import FusionConfig
 from depthflow.ai_fusion.fusion import ConfidenceMode, components, weighted_score
-from depthflow.common.messages import SignalFused, ZonesDetected
+from depthflow.common.messages import SignalFused, ZonesDetected, header_from
 from depthflow.common.runtime import Delivery, Output
 from depthflow.common.subjects import Subjects
 
@@ -32,11 +30,7 @@ class FusionHandlers:
         if mode == "TRADING" and confidence >= cfg.action_threshold:
             side = "BUY" if score > 0 else "SELL"
         out = SignalFused(
-            symbol=msg.symbol,
-            venue=msg.venue,
-            ts_event=msg.ts_event,
-            ts_init=time.time_ns(),
-            origin_ts=msg.origin_ts,
+            **header_from(msg),
             signal_id=f"{delivery.stream}-{delivery.seq}",
             score=score,
             confidence=confidence,

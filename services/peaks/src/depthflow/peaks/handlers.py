@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from depthflow.common.messages import BookBuckets, TradeProfile, Zone, ZonesDetected, f64
+from depthflow.common.messages import BookBuckets, TradeProfile, Zone, ZonesDetected, f64, header_from
 from depthflow.common.runtime import Delivery, Output
 from depthflow.common.subjects import Subjects
 from depthflow.peaks.config import PeaksConfig
@@ -67,11 +65,7 @@ class PeaksHandlers:
         else:
             poc_px = val = vah = mid
         out = ZonesDetected(
-            symbol=msg.symbol,
-            venue=msg.venue,
-            ts_event=msg.ts_event,
-            ts_init=time.time_ns(),
-            origin_ts=msg.origin_ts,
+            **header_from(msg),
             mid=mid,
             best_bid=msg.best_bid,
             best_ask=msg.best_ask,

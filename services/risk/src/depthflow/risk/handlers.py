@@ -22,6 +22,7 @@ from depthflow.common.messages import (
     OrderRejected,
     SignalFused,
     TradingStateChanged,
+    header_from,
 )
 from depthflow.common.runtime import Delivery, Output
 from depthflow.common.subjects import Subjects
@@ -153,21 +154,20 @@ class RiskHandlers:
         return [Output(self.subjects.risk_state(s.venue), event)]
 
     def _outputs(self, s: SignalFused, rec: Recorded) -> list[Output]:
-        common = {"symbol": s.symbol, "venue": s.venue, "ts_event": s.ts_event, "origin_ts": s.origin_ts}
-        now = time.time_ns()
+        common = header_from(s)
         order_subject = self.subjects.risk_order(s.venue, s.symbol)
         if not rec.approved:
             rejected = OrderRejected(
-                **common, ts_init=now, signal_id=s.signal_id, reason=rec.reason, detail=rec.detail
+                **common, signal_id=s.signal_id, reason=rec.reason, detail=rec.detail
             )
             return [Output(order_subject, rejected)]
         approved = OrderApproved(
-            **common, ts_init=now, client_order_id=rec.client_order_id, signal_id=s.signal_id,
+            **common, client_order_id=rec.client_order_id, signal_id=s.signal_id,
             side=rec.side, qty=rec.qty, price=rec.price, notional=rec.qty * rec.price,  # type: ignore[arg-type]
             execution="paper",
         )
         filled = OrderFilled(
-            **common, ts_init=now, client_order_id=rec.client_order_id, side=rec.side,  # type: ignore[arg-type]
+            **common, client_order_id=rec.client_order_id, side=rec.side,  # type: ignore[arg-type]
             qty=rec.qty, price=rec.price, fee=rec.fee, position_after=rec.position_after,
             cash_after=rec.cash_after, equity_after=rec.equity_after, execution="paper",
         )
