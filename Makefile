@@ -7,6 +7,8 @@ UV := $(UV_VENV)/bin/uv
 RUN := $(UV) run --frozen
 DURATION ?= 0
 SPEED ?= 1
+REPLAY ?=
+SYMBOLS ?= BTCFDUSD,ETHFDUSD
 ONLY ?=
 PYTEST_ARGS ?=
 
@@ -23,8 +25,8 @@ $(UV):
 install: .venv/.synced  #-- create .venv with every service, the CLI and dev tools
 
 #== Run
-run: install  #-- run the whole pipeline on embedded servers (DURATION=60 stops after 60 s)
-	@$(RUN) depthflow up --duration $(DURATION) --speed $(SPEED)
+run: install  #-- run the pipeline on embedded servers (DURATION=60, REPLAY=file SYMBOLS=BTCUSDT)
+	@$(RUN) depthflow --symbols $(SYMBOLS) up --duration $(DURATION) --speed $(SPEED) $(if $(REPLAY),--replay $(REPLAY),)
 
 down: install  #-- stop a detached pipeline and its servers (data is kept in .state)
 	@$(RUN) depthflow down

@@ -11,13 +11,15 @@ import argparse
 import time
 from collections.abc import Callable
 
-from bench import aggregator, codec, generator
+from bench import aggregator, codec, collector, generator, replay
 from bench.report import RESULTS, Figure, print_table, provenance, write
 
 GROUPS: dict[str, Callable[[], list[Figure]]] = {
     "codec": codec.run,
     "aggregator": aggregator.run,
     "generator": generator.run,
+    "collector": collector.run,
+    "replay": replay.run,
 }
 
 

@@ -35,7 +35,7 @@ def depth(**over):
 
 SAMPLES = [
     depth(),
-    TradeBatch(**BASE, first_trade_id=5, last_trade_id=6, px=f64_bytes([1, 2]),
+    TradeBatch(**BASE, first_trade_id=5, last_trade_id=6, ids=i64_bytes([5, 6]), px=f64_bytes([1, 2]),
                qty=f64_bytes([1, 1]), ts=i64_bytes([1, 2]), buyer_maker=f64_bytes([0, 1])),
     BookBuckets(**BASE, bucket_size=1.0, bid_px=f64_bytes([1]), bid_qty=f64_bytes([2]),
                 ask_px=f64_bytes([3]), ask_qty=f64_bytes([0.5]), bid_volume_in=2, bid_volume_out=2,

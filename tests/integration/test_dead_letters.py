@@ -42,7 +42,7 @@ def depth() -> DepthSnapshot:
 
 def trades() -> TradeBatch:
     return TradeBatch(
-        **base(), first_trade_id=1, last_trade_id=2, px=f64_bytes([100.5, 101.0]),
+        **base(), first_trade_id=1, last_trade_id=2, ids=i64_bytes([1, 2]), px=f64_bytes([100.5, 101.0]),
         qty=f64_bytes([1, 1]), ts=i64_bytes([time.time_ns()] * 2), buyer_maker=f64_bytes([0, 1]),
     )
 

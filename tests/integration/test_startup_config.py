@@ -13,7 +13,7 @@ import pytest
         ("depthflow.aggregator", {"DEPTHFLOW_AGGREGATOR_BUCKET_SIZE": "-1"}, "aggregator.bucket_size"),
         ("depthflow.risk", {"DEPTHFLOW_RISK_LIMITS__MAX_DRAWDOWN_PCT": "1.5"},
          "risk.limits.max_drawdown_pct"),
-        ("depthflow.collector", {"DEPTHFLOW_COLLECTOR_LEVELS": "many"}, "collector.levels"),
+        ("depthflow.collector", {"DEPTHFLOW_COLLECTOR_DEPTH": "many"}, "collector.depth"),
         ("depthflow.peaks", {"DEPTHFLOW_MAX_ACK_PENDING": "0"}, "peaks.runtime.max_ack_pending"),
         ("depthflow.risk", {"DEPTHFLOW_RISK_EXECUTION": "live"}, "live_confirm"),
     ],

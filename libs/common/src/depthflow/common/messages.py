@@ -116,10 +116,15 @@ class DepthSnapshot(Message, frozen=True, kw_only=True):
 
 
 class TradeBatch(Message, frozen=True, kw_only=True):
-    """Trades of one symbol in arrival order; ``buyer_maker`` 1.0 means the seller was aggressor."""
+    """Trades of one symbol in arrival order; ``buyer_maker`` 1.0 means the seller was aggressor.
+
+    ``ids`` (int64) are the exchange's trade ids (aggregate ids for aggTrades): consumers
+    deduplicate by them, and they need not be consecutive (a feed can skip).
+    """
 
     first_trade_id: int
     last_trade_id: int
+    ids: bytes
     px: bytes
     qty: bytes
     ts: bytes
@@ -127,9 +132,22 @@ class TradeBatch(Message, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_arrays("trades", self.px, self.qty, self.ts, self.buyer_maker)
+        _check_arrays("trades", self.ids, self.px, self.qty, self.ts, self.buyer_maker)
         if self.last_trade_id < self.first_trade_id:
             raise ValueError("last_trade_id is before first_trade_id")
+
+
+class MarketDataStale(Message, frozen=True, kw_only=True):
+    """No book update arrived for ``silent_s`` seconds: downstream must not trust the book."""
+
+    silent_s: float
+    reason: str
+
+
+class MarketDataRecovered(Message, frozen=True, kw_only=True):
+    """Book updates flow again after a stale period of ``silent_s`` seconds."""
+
+    silent_s: float
 
 
 # --- aggregates (aggregator → peaks, ai-fusion, risk) ------------------------------------------

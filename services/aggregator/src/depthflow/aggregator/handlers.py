@@ -60,7 +60,7 @@ class AggregatorHandlers:
                 self.cfg.bucket_size, self.cfg.profile_window_min
             )
         profile.add(
-            msg.first_trade_id, f64(msg.px), f64(msg.qty), i64(msg.ts), f64(msg.buyer_maker)
+            i64(msg.ids), f64(msg.px), f64(msg.qty), i64(msg.ts), f64(msg.buyer_maker)
         )
         px, buy, sell = profile.arrays()
         out = TradeProfile(

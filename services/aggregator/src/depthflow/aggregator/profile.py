@@ -35,14 +35,16 @@ class RollingProfile:
 
     def add(
         self,
-        first_id: int,
+        ids: np.ndarray,
         px: np.ndarray,
         qty: np.ndarray,
         ts: np.ndarray,
         buyer_maker: np.ndarray,
     ) -> int:
-        """Apply a batch of trades with consecutive ids from ``first_id``; return how many were new."""
-        ids = first_id + np.arange(px.size)
+        """Apply a batch of trades (ids ascending); return how many were new.
+
+        Trade ids only grow on an exchange, so "at or below the highest id applied" means seen.
+        """
         fresh = ids > self._seen_upto
         if not fresh.any():
             return 0

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from depthflow.collector.config import CollectorConfig
-from depthflow.collector.handlers import GeneratorSource
+from depthflow.collector.live import LiveSource
+from depthflow.collector.sources import GeneratorSource, ReplaySource
 from depthflow.common.config import load_config
 from depthflow.common.runtime import Service, run_main
 
@@ -11,7 +12,8 @@ from depthflow.common.runtime import Service, run_main
 async def build() -> Service:
     cfg = load_config(CollectorConfig, "collector")
     service = Service("collector", cfg.runtime)
-    service.task(GeneratorSource(cfg, service).run)
+    source = {"generator": GeneratorSource, "replay": ReplaySource, "live": LiveSource}[cfg.source]
+    service.task(source(cfg, service).run)
     return service
 
 

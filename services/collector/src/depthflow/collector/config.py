@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -27,9 +28,20 @@ class CollectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     """Where market data comes from and how often it is published."""
 
     runtime: RuntimeConfig = RuntimeConfig()
-    source: Annotated[str, msgspec.Meta(pattern=r"^generator$")] = "generator"
+    source: Literal["generator", "replay", "live"] = "generator"
+    replay_paths: list[str] = msgspec.field(default_factory=list)
+    replay_format: Literal["auto", "depthflow", "hftbacktest", "cryptofeed", "binance-csv"] = "auto"
+    replay_symbol: str = ""  # for files that do not name their symbol (hftbacktest REST lines, CSV)
     seed: int = 5
-    levels: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 1000
+    depth: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 5000  # levels per side, live and replay
+    generator_levels: Annotated[int, msgspec.Meta(ge=2, le=5000)] = 1000
+    rest_url: str = "https://api.binance.com"
+    ws_url: str = "wss://stream.binance.com:9443"
+    trade_stream: Literal["aggTrade", "trade"] = "aggTrade"
+    rotate_after_s: PositiveFloat = 23 * 3600.0  # before Binance's 24 h connection limit
+    stale_after_s: PositiveFloat = 5.0
+    resync_min_interval_s: PositiveFloat = 10.0
+    record_dir: str = ""  # record every raw frame here (rotating gzip files) when set
     snapshot_interval_s: PositiveFloat = 1.0
     trade_interval_s: PositiveFloat = 0.1
     speed: NonNegativeFloat = 1.0  # 1 = real time, N = N times faster, 0 = as fast as possible
@@ -39,3 +51,10 @@ class CollectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     )
     default_start_price: PositiveFloat = 100.0
     default_tick: PositiveFloat = 0.01
+
+    def __post_init__(self) -> None:
+        if self.source == "replay" and not self.replay_paths:
+            raise ValueError("source=replay needs replay_paths (DEPTHFLOW_COLLECTOR_REPLAY_PATHS)")
+        missing = [p for p in self.replay_paths if not Path(p).is_file()]
+        if missing:
+            raise ValueError(f"replay file not found: {missing[0]}")

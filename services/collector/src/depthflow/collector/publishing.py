@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from depthflow.collector.generator import BookArrays, TradeArrays
 from depthflow.common.messages import DepthSnapshot, TradeBatch, f64_bytes, i64_bytes
 
@@ -40,6 +42,7 @@ def trade_batch(symbol: str, venue: str, trades: TradeArrays) -> TradeBatch:
         origin_ts=int(trades.ts[0]),
         first_trade_id=trades.first_id,
         last_trade_id=trades.first_id + len(trades.px) - 1,
+        ids=i64_bytes(np.arange(trades.first_id, trades.first_id + len(trades.px))),
         px=f64_bytes(trades.px),
         qty=f64_bytes(trades.qty),
         ts=i64_bytes(trades.ts),

@@ -73,6 +73,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         "DEPTHFLOW_COLLECTOR_SPEED": str(args.speed),
         "DEPTHFLOW_COLLECTOR_SEED": str(args.seed),
     }
+    if args.replay:
+        env["DEPTHFLOW_COLLECTOR_SOURCE"] = "replay"
+        env["DEPTHFLOW_COLLECTOR_REPLAY_PATHS"] = ",".join(str(Path(p).resolve()) for p in args.replay)
+        _say(f"replaying {', '.join(args.replay)} for {', '.join(symbols)}")
     stack = ServiceStack(state)
     baseline = asyncio.run(_snapshot(urls, args.prefix, args.venue))
     try:
@@ -166,6 +170,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0: Ctrl-C)")
     up.add_argument("--speed", type=float, default=1.0, help="generator speed (0: as fast as possible)")
     up.add_argument("--seed", type=int, default=5)
+    up.add_argument("--replay", action="append", default=[], metavar="FILE",
+                    help="replay a recorded file instead of the generator (repeatable)")
     up.add_argument("--detach", action="store_true", help="leave it running in the background")
     up.add_argument("--keep-servers", action="store_true", help="do not stop the servers at the end")
     up.set_defaults(fn=cmd_up)

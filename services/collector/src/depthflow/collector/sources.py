@@ -1,4 +1,7 @@
-"""The generator source: step simulated time, publish books and trades, pace to the clock."""
+"""Where the collector's market data comes from: the synthetic generator or a recorded file.
+
+Each source is a task of the collector service; every message it publishes starts its own trace.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import asyncio
 import logging
 import time
 import zlib
+from pathlib import Path
 
 import msgspec
 from opentelemetry import trace
@@ -14,27 +18,26 @@ from opentelemetry.context import Context
 from depthflow.collector.config import CollectorConfig, InstrumentConfig
 from depthflow.collector.generator import MarketGenerator
 from depthflow.collector.publishing import depth_snapshot, trade_batch
+from depthflow.collector.recording import read_frames
+from depthflow.collector.session import MarketSession
 from depthflow.common.bus import Bus
+from depthflow.common.messages import DepthSnapshot, TradeBatch
 from depthflow.common.runtime import Output, Service
+from depthflow.common.subjects import Subjects
 
 log = logging.getLogger("depthflow.collector")
 
 
-class GeneratorSource:
-    """Publish a seeded synthetic market for every configured symbol."""
+class Source:
+    """What every source shares: the service to publish through and a run id for message ids."""
 
     def __init__(self, cfg: CollectorConfig, service: Service) -> None:
         self.cfg = cfg
         self.service = service
         self.stopping = service.stopping
+        # message ids carry the run, so a restarted source is not taken for a redelivery
         self.run_id = time.time_ns()
         self.published = {"depth": 0, "trade": 0}
-
-    def _instrument(self, symbol: str) -> InstrumentConfig:
-        return self.cfg.instruments.get(
-            symbol,
-            InstrumentConfig(start_price=self.cfg.default_start_price, tick=self.cfg.default_tick),
-        )
 
     async def _publish(self, subject: str, msg: msgspec.Struct, msg_id: str) -> None:
         # each market event starts its own trace, carried downstream in the NATS headers
@@ -42,6 +45,27 @@ class GeneratorSource:
             f"collector {subject}", context=Context(), kind=trace.SpanKind.PRODUCER
         ):
             await self.service.publish(Output(subject, msg), msg_id=msg_id)
+
+    async def _publish_md(self, subjects: Subjects, msg: DepthSnapshot | TradeBatch) -> None:
+        if isinstance(msg, DepthSnapshot):
+            subject = subjects.md_depth(msg.venue, msg.symbol)
+            key = f"depth:{msg.last_update_id}"
+            self.published["depth"] += 1
+        else:
+            subject = subjects.md_trade(msg.venue, msg.symbol)
+            key = f"trade:{msg.first_trade_id}"
+            self.published["trade"] += 1
+        await self._publish(subject, msg, f"collector:{msg.symbol}:{key}:{self.run_id}")
+
+
+class GeneratorSource(Source):
+    """Publish a seeded synthetic market for every configured symbol."""
+
+    def _instrument(self, symbol: str) -> InstrumentConfig:
+        return self.cfg.instruments.get(
+            symbol,
+            InstrumentConfig(start_price=self.cfg.default_start_price, tick=self.cfg.default_tick),
+        )
 
     async def run(self, bus: Bus) -> None:
         await asyncio.gather(*(self._run_symbol(bus, s) for s in self.cfg.runtime.symbols))
@@ -56,7 +80,7 @@ class GeneratorSource:
             seed=cfg.seed * 1_000_003 + zlib.crc32(symbol.encode()),
             start_price=inst.start_price,
             tick=inst.tick,
-            levels=cfg.levels,
+            levels=cfg.generator_levels,
             depth_span=inst.depth_span,
             start_ns=self.run_id,
         )
@@ -93,3 +117,40 @@ class GeneratorSource:
                     await asyncio.sleep(ahead)
             else:
                 await asyncio.sleep(0)
+
+
+class ReplaySource(Source):
+    """Replay recorded files through the same session code as live data.
+
+    ``speed`` 1 keeps the recorded receive-time gaps, N runs N times faster, 0 as fast as possible.
+    """
+
+    async def run(self, bus: Bus) -> None:
+        cfg = self.cfg
+        rt = cfg.runtime
+        session = MarketSession(
+            rt.venue,
+            set(rt.symbols),
+            depth=cfg.depth,
+            snapshot_interval_ms=round(cfg.snapshot_interval_s * 1000),
+            trade_interval_ms=round(cfg.trade_interval_s * 1000),
+        )
+        subjects = bus.subjects
+        wall_start = time.monotonic()
+        first_ns: int | None = None
+        for path in cfg.replay_paths:
+            for n, frame in enumerate(read_frames(Path(path), cfg.replay_format, cfg.replay_symbol or None)):
+                if self.stopping.is_set():
+                    return
+                first_ns = frame.recv_ns if first_ns is None else first_ns
+                if cfg.speed > 0:
+                    ahead = (frame.recv_ns - first_ns) / 1e9 / cfg.speed - (time.monotonic() - wall_start)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+                elif n % 256 == 0:
+                    await asyncio.sleep(0)
+                for msg in session.on_frame(frame):
+                    await self._publish_md(subjects, msg)
+        for msg in session.flush():
+            await self._publish_md(subjects, msg)
+        log.info("replay finished", extra={**self.published, **dict(session.stats)})

@@ -1,0 +1,1 @@
+"""Protocol-level stand-ins for external services, so tests exercise real sockets without the internet."""
