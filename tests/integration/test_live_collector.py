@@ -25,7 +25,11 @@ SYMBOLS = ["BTCFDUSD", "ETHFDUSD"]
 
 @pytest_asyncio.fixture
 async def exchange():
-    ex = BinanceStandIn(symbols=SYMBOLS, levels=1500, ban_s=3.0, shutdown_grace_s=1.0, history=3000)
+    # pings every 0.5 s with a 3 s pong deadline: a collector that did not answer would be cut off
+    ex = BinanceStandIn(
+        symbols=SYMBOLS, levels=1500, ban_s=3.0, shutdown_grace_s=1.0, history=3000,
+        ping_interval_s=0.5, pong_timeout_s=3.0,
+    )
     await ex.start()
     try:
         yield ex
@@ -89,6 +93,16 @@ async def test_books_are_exactly_the_exchanges(live, exchange, bus):
             assert_exact(snap, exchange)
             assert snap.known_low <= f64(snap.bid_px).min()
             assert f64(snap.ask_px).max() <= snap.known_high
+
+
+async def test_pings_are_answered_with_pongs(live, exchange, bus):
+    src = await live()
+    await synced(bus)
+    pongs = exchange.pongs
+    await asyncio.sleep(4.0)
+    assert exchange.pongs > pongs
+    assert exchange.pong_timeouts == 0
+    assert src.reconnects == 0
 
 
 async def test_dropped_diff_triggers_resync_and_next_book_is_exact(live, exchange, bus):

@@ -87,7 +87,10 @@ class MarketSession:
         return b
 
     def follows(self, symbol: str) -> bool:
-        return self.symbols is None or symbol in self.symbols
+        if self.symbols is None or symbol in self.symbols:
+            return True
+        self.stats["other_symbol"] += 1
+        return False
 
     def needs_snapshot(self) -> list[str]:
         """Symbols whose book is waiting for a REST snapshot (buffering diffs)."""

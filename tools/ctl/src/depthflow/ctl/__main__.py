@@ -94,11 +94,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     tty = sys.stdout.isatty()
     next_print = 0.0
+    source_done = False
     try:
         while not args.duration or time.monotonic() - started < args.duration:
             time.sleep(0.5)
             dead = [n for n, ok in stack.alive().items() if not ok]
-            if dead:
+            if dead == ["collector"] and stack.exit_codes["collector"] == 0:
+                if not source_done:
+                    _say("the collector finished its source; the rest of the pipeline runs on")
+                    source_done = True
+            elif dead:
                 _say(f"service(s) exited unexpectedly: {', '.join(dead)}; see {state / 'logs'}")
                 break
             now = time.monotonic() - started
@@ -110,7 +115,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     _say("stopping services (draining) ...")
-    codes = stack.stop()
+    codes = {**stack.stop(), **stack.exit_codes}
     _say("service exit codes: " + ", ".join(f"{k}={v}" for k, v in codes.items()))
     final = asyncio.run(_snapshot(urls, args.prefix, args.venue)).minus(baseline)
     if embedded and not args.keep_servers:
@@ -125,7 +130,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     stack = ServiceStack(args.state)
     if stack.load():
-        codes = stack.stop()
+        codes = {**stack.stop(), **stack.exit_codes}
         _say("services stopped: " + ", ".join(f"{k}={v}" for k, v in codes.items()))
     EmbeddedServers(args.state / "servers").stop()
     _say("servers stopped; data kept in the state folder")

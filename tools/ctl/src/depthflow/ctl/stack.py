@@ -43,6 +43,7 @@ class ServiceStack:
         self.logs = state_dir / "logs"
         self.record = state_dir / "services.json"
         self.procs: list[ServiceProcess] = []
+        self.exit_codes: dict[str, int] = {}
 
     def start(
         self,
@@ -119,7 +120,14 @@ class ServiceStack:
         return codes
 
     def alive(self) -> dict[str, bool]:
-        return {p.name: _alive(p.pid) for p in self.procs}
+        """Which services run; the exit code of one that ended is kept in ``exit_codes``."""
+        out = {}
+        for p in self.procs:
+            code = _reap(p.pid)
+            if code is not None:
+                self.exit_codes.setdefault(p.name, code)
+            out[p.name] = p.name not in self.exit_codes and _alive(p.pid)
+        return out
 
 
 def readyz(port: int) -> bool:
@@ -145,6 +153,15 @@ def _alive(pid: int) -> bool:
         return done == 0
     except ChildProcessError:
         return True
+
+
+def _reap(pid: int) -> int | None:
+    """The exit code of our child ``pid`` if it has ended, else None."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    return os.waitstatus_to_exitcode(status) if done else None
 
 
 def _wait(pid: int, timeout: float) -> int | None:
