@@ -19,7 +19,6 @@ is needed after each event; ``SortedDict`` gives both in O(log n) without a per-
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from enum import Enum
 from itertools import islice
 
@@ -27,6 +26,7 @@ import numpy as np
 from sortedcontainers import SortedDict
 
 from depthflow.collector.binance.payloads import DepthDiff, RestDepth
+from depthflow.collector.publishing import BookView
 
 
 class BookState(Enum):
@@ -42,19 +42,6 @@ class Outcome(Enum):
     CROSSED = "crossed"  # best bid >= best ask after an event: discarded, resync needed
     SNAPSHOT_TOO_OLD = "snapshot_too_old"  # fetch another snapshot
     SYNCED = "synced"
-
-
-@dataclass(frozen=True)
-class BookView:
-    """The top of the book inside the known range, as arrays (bids descending, asks ascending)."""
-
-    update_id: int
-    bid_px: np.ndarray
-    bid_qty: np.ndarray
-    ask_px: np.ndarray
-    ask_qty: np.ndarray
-    known_low: float
-    known_high: float
 
 
 class LocalBook:

@@ -19,31 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from depthflow.collector.publishing import BookView, TradeArrays
+
 JUMP = 0.3  # intensity added per trade (1/s)
 DECAY_S = 2.0  # decay time of the excitation; branching ratio JUMP * DECAY_S = 0.6
-
-
-@dataclass(frozen=True)
-class BookArrays:
-    """One book: bids descending, asks ascending; ``known_low``/``known_high`` bound it."""
-
-    bid_px: np.ndarray
-    bid_qty: np.ndarray
-    ask_px: np.ndarray
-    ask_qty: np.ndarray
-    known_low: float
-    known_high: float
-
-
-@dataclass(frozen=True)
-class TradeArrays:
-    """Trades in time order; ``buyer_maker`` 1.0 when the seller was the aggressor."""
-
-    first_id: int
-    px: np.ndarray
-    qty: np.ndarray
-    ts: np.ndarray
-    buyer_maker: np.ndarray
 
 
 @dataclass
@@ -121,11 +100,11 @@ class MarketGenerator:
         px = np.where(buyer_maker > 0, self.mid - half - slip, self.mid + half + slip)
         px = np.round(px / self.tick) * self.tick
         qty = np.round(rng.lognormal(-3.0, 1.2, size=n), 5) + 0.00001
-        first = self.next_trade_id
+        ids = np.arange(self.next_trade_id, self.next_trade_id + n, dtype=np.int64)
         self.next_trade_id += n
-        return TradeArrays(first, px, qty, ts, buyer_maker)
+        return TradeArrays(ids, px, qty, ts, buyer_maker)
 
-    def book(self) -> BookArrays:
+    def book(self, update_id: int = 0) -> BookView:
         """Return the current book: sparse levels, depth decaying from the touch, plus walls."""
         rng = self.rng
         tick = self.tick
@@ -146,4 +125,4 @@ class MarketGenerator:
                 qty += w.size * np.exp(-0.5 * ((px - centre) / (0.0002 * self.mid)) ** 2)
             sides.append((px, np.round(qty, 5) + 0.00001))
         (bid_px, bid_qty), (ask_px, ask_qty) = sides
-        return BookArrays(bid_px, bid_qty, ask_px, ask_qty, float(bid_px[-1]), float(ask_px[-1]))
+        return BookView(update_id, bid_px, bid_qty, ask_px, ask_qty, float(bid_px[-1]), float(ask_px[-1]))

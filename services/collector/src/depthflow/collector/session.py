@@ -10,7 +10,6 @@ line; they never stop the session.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -27,8 +26,9 @@ from depthflow.collector.binance.payloads import (
     decode_stream_frame,
 )
 from depthflow.collector.book import BookState, LocalBook, Outcome
+from depthflow.collector.publishing import TradeArrays, depth_snapshot, trade_batch
 from depthflow.collector.recording import Frame
-from depthflow.common.messages import DepthSnapshot, Message, TradeBatch, f64_bytes, i64_bytes
+from depthflow.common.messages import DepthSnapshot, Message, TradeBatch
 
 log = logging.getLogger("depthflow.collector.session")
 MS = 1_000_000
@@ -196,26 +196,17 @@ class MarketSession:
     # --- output --------------------------------------------------------------------------------
 
     def _depth(self, symbol: str, book: LocalBook, ts_event: int, reason: str) -> DepthSnapshot:
-        view = book.view(self.depth)
         self.stats["depth_published"] += 1
-        return DepthSnapshot(
-            symbol=symbol, venue=self.venue, ts_event=ts_event, ts_init=time.time_ns(),
-            origin_ts=ts_event, last_update_id=view.update_id,
-            bid_px=f64_bytes(view.bid_px), bid_qty=f64_bytes(view.bid_qty),
-            ask_px=f64_bytes(view.ask_px), ask_qty=f64_bytes(view.ask_qty),
-            known_low=view.known_low, known_high=view.known_high,
-            reason=reason,  # type: ignore[arg-type]
-        )
+        return depth_snapshot(symbol, self.venue, book.view(self.depth), ts_event, reason)
 
     def _trade_batch(self, symbol: str, trades: list[Trade]) -> TradeBatch:
         self.stats["trades_published"] += len(trades)
-        ts = np.fromiter((t.trade_ms * MS for t in trades), np.int64, len(trades))
-        return TradeBatch(
-            symbol=symbol, venue=self.venue, ts_event=int(ts[-1]), ts_init=time.time_ns(),
-            origin_ts=int(ts[0]), first_trade_id=trades[0].id, last_trade_id=trades[-1].id,
-            ids=i64_bytes(np.fromiter((t.id for t in trades), np.int64, len(trades))),
-            px=f64_bytes(np.fromiter((t.px for t in trades), np.float64, len(trades))),
-            qty=f64_bytes(np.fromiter((t.qty for t in trades), np.float64, len(trades))),
-            ts=i64_bytes(ts),
-            buyer_maker=f64_bytes(np.fromiter((t.buyer_maker for t in trades), np.float64, len(trades))),
+        n = len(trades)
+        arrays = TradeArrays(
+            ids=np.fromiter((t.id for t in trades), np.int64, n),
+            px=np.fromiter((t.px for t in trades), np.float64, n),
+            qty=np.fromiter((t.qty for t in trades), np.float64, n),
+            ts=np.fromiter((t.trade_ms * MS for t in trades), np.int64, n),
+            buyer_maker=np.fromiter((t.buyer_maker for t in trades), np.float64, n),
         )
+        return trade_batch(symbol, self.venue, arrays)

@@ -99,12 +99,12 @@ class GeneratorSource(Source):
                 await self._publish(
                     trade_subject,
                     trade_batch(symbol, venue, trades),
-                    f"collector:{symbol}:trade:{self.run_id}:{trades.first_id}",
+                    f"collector:{symbol}:trade:{self.run_id}:{trades.ids[0]}",
                 )
                 self.published["trade"] += 1
             if step % steps_per_snapshot == 0:
                 snapshots += 1
-                msg = depth_snapshot(symbol, venue, gen.book(), gen.now_ns, snapshots)
+                msg = depth_snapshot(symbol, venue, gen.book(snapshots), gen.now_ns, "cadence")
                 await self._publish(
                     depth_subject, msg, f"collector:{symbol}:depth:{self.run_id}:{snapshots}"
                 )
