@@ -201,7 +201,11 @@ class TradeProfile(Message, frozen=True, kw_only=True):
 
 
 class Zone(msgspec.Struct, frozen=True, kw_only=True):
-    """A price band where volume concentrates: support below the mid, resistance above."""
+    """A price band where volume concentrates: support below the mid, resistance above.
+
+    ``strength`` is the zone's share of its side's volume; ``confidence`` in [0, 1] grows with the
+    statistical distance of its peak from the profile (see peaks/detection.py).
+    """
 
     low: float
     high: float
@@ -209,6 +213,13 @@ class Zone(msgspec.Struct, frozen=True, kw_only=True):
     volume: float
     strength: float
     confidence: float
+
+
+class PriceBand(msgspec.Struct, frozen=True, kw_only=True):
+    """A price interval ``[low, high)``."""
+
+    low: float
+    high: float
 
 
 class ZonesDetected(Message, frozen=True, kw_only=True):
@@ -226,6 +237,16 @@ class ZonesDetected(Message, frozen=True, kw_only=True):
     ask_depth_near: float
     trade_buy_volume: float
     trade_sell_volume: float
+    high_volume_nodes: list[float] = []
+    low_volume_nodes: list[float] = []
+    vacuums: list[PriceBand] = []  # only inside the book's known range
+    resonance: list[Zone] = []  # where book peaks and trade peaks coincide
+    # the reference design's flat output, kept for consumers written against it
+    support_levels: list[float] = []
+    resistance_levels: list[float] = []
+    poc_levels: list[float] = []
+    liquidity_vacuum_zones: list[PriceBand] = []
+    resonance_zones: list[PriceBand] = []
 
 
 # --- signals (ai-fusion → risk) -----------------------------------------------------------------
