@@ -30,6 +30,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from depthflow.common.bus import Bus
+from depthflow.common.checkpoint import Checkpointed, CheckpointStore
 from depthflow.common.codec import Decoder, InvalidMessage
 from depthflow.common.config import RuntimeConfig
 from depthflow.common.subjects import Subjects, subject_matches
@@ -71,6 +72,14 @@ class Route:
 
 
 @dataclass
+class _Checkpointing:
+    target: Checkpointed
+    interval_s: float
+    last_save: float = 0.0
+    restored: dict[str, int] = field(default_factory=dict)  # symbol -> seq included in its state
+
+
+@dataclass
 class StreamInput:
     """One durable consumer on one stream: its filter subjects and a route per message type.
 
@@ -81,6 +90,8 @@ class StreamInput:
     stream: str
     routes: list[Route] = field(default_factory=list)
     decoder: Decoder[Any] | None = None
+    checkpointing: _Checkpointing | None = None
+    last_seq: int = 0  # the last stream sequence fully handled (published and acked)
 
     @property
     def filters(self) -> list[str]:
@@ -112,6 +123,7 @@ class Service:
         self._on_start: list[Callable[[Bus], Awaitable[None]]] = []
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._stopping = asyncio.Event()
+        self._checkpoints: CheckpointStore | None = None
         self._ready = False
         self._http_port = 0
         setup_logging(name, cfg.log_level)
@@ -130,6 +142,10 @@ class Service:
         inp.routes.append(Route(type_, pattern, handler, kind))
         types = tuple(dict.fromkeys(r.type_ for r in inp.routes))
         inp.decoder = Decoder(types[0] if len(types) == 1 else Union[types])  # noqa: UP007
+
+    def checkpoint(self, stream: str, target: Checkpointed, interval_s: float = 5.0) -> None:
+        """Checkpoint ``target``'s per-symbol state for input ``stream`` (see checkpoint.py)."""
+        self._inputs[stream].checkpointing = _Checkpointing(target, interval_s)
 
     def task(self, fn: Callable[[Bus], Awaitable[None]]) -> None:
         """Register a producer task; it must return soon after :attr:`stopping` is set."""
@@ -158,6 +174,11 @@ class Service:
             for fn in self._on_start:
                 await fn(self.bus)
             inputs = list(self._inputs.values())
+            if any(i.checkpointing for i in inputs):
+                self._checkpoints = CheckpointStore.connect(self.cfg.redis_url, self.cfg.prefix, self.durable)
+                for i in inputs:
+                    if i.checkpointing is not None:
+                        await self._restore(i)
             subs = [await self._bind(i) for i in inputs]
             workers = [
                 asyncio.create_task(self._consume_loop(i, s), name=f"consume-{i.stream}")
@@ -176,12 +197,16 @@ class Service:
             log.info("draining")
             # workers finish the message in hand, then return
             await asyncio.gather(*workers, stop_wait, return_exceptions=True)
+            for i in inputs:
+                await self._save_checkpoint(i, force=True)
             if failed:
                 # crash-only: a consumer that died must not leave a half-working service behind
                 raise ServiceFailed(f"{self.name}: worker failed") from failed[0].exception()
         finally:
             if self.bus is not None:
                 await self.bus.close()
+            if self._checkpoints is not None:
+                await self._checkpoints.close()
             for close in self._on_close:
                 with contextlib.suppress(Exception):
                     await close()
@@ -268,6 +293,8 @@ class Service:
                     await m.nak(delay=min(2.0 ** meta.num_delivered * 0.1, 5.0))
                 return
             await m.ack()
+        inp.last_seq = seq
+        await self._save_checkpoint(inp)
         self.metrics.messages.labels(kind, self.metrics.symbol(symbol), lane, "ok").inc()
         self.metrics.handle_seconds.labels(kind, lane).observe(time.perf_counter() - started)
 
@@ -276,6 +303,57 @@ class Service:
         assert self.bus is not None
         await self.bus.publish(out.subject, out.message, msg_id=msg_id)
         self._observe_output(out)
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    async def _save_checkpoint(self, inp: StreamInput, force: bool = False) -> None:
+        # Called only between messages: the state holds exactly the messages up to last_seq.
+        ck = inp.checkpointing
+        if ck is None or self._checkpoints is None or not inp.last_seq:
+            return
+        now = time.monotonic()
+        if not force and now - ck.last_save < ck.interval_s:
+            return
+        states = {s: ck.target.dump_state(s) for s in ck.target.checkpoint_symbols()}
+        await self._checkpoints.save(inp.stream, inp.last_seq, states)
+        ck.last_save = now
+
+    async def _restore(self, inp: StreamInput) -> None:
+        """Load the checkpoint, then re-apply (without publishing) what was acked after it."""
+        assert self._checkpoints is not None
+        assert self.bus is not None
+        assert inp.checkpointing is not None
+        ck = inp.checkpointing
+        saved = await self._checkpoints.load(inp.stream)
+        for symbol, (seq, blob) in saved.items():
+            ck.target.load_state(symbol, blob)
+            ck.restored[symbol] = seq
+        stream = self.bus.subjects.stream(inp.stream)
+        try:
+            info = await self.bus.js.consumer_info(stream, self.durable)
+        except NotFoundError:
+            return
+        floor = info.ack_floor.stream_seq if info.ack_floor else 0
+        start = min(ck.restored.values(), default=0) + 1
+        replayed = 0
+        for seq in range(start, floor + 1):
+            try:
+                raw = await self.bus.js.get_msg(stream, seq)
+            except NotFoundError:
+                continue
+            symbol = Subjects.symbol_of(raw.subject or "")
+            if seq <= ck.restored.get(symbol, 0):
+                continue
+            try:
+                msg = inp.decoder.decode(raw.data or b"") if inp.decoder else None
+                route = inp.route_for(msg, raw.subject or "")
+            except InvalidMessage:
+                continue  # it went to the dead-letter subject the first time
+            await route.handler(msg, Delivery(raw.subject or "", stream, seq, 1))
+            replayed += 1
+        inp.last_seq = floor
+        log.info("state restored", extra={"stream": stream, "symbols": len(saved), "replayed": replayed,
+                                           "checkpoint_seq": start - 1, "ack_floor": floor})
 
     def _observe_output(self, out: Output) -> None:
         kind = type(out.message).__name__

@@ -16,6 +16,7 @@ async def build() -> Service:
     s = service.subjects
     service.consume("MD", s.md_depth(), DepthSnapshot, h.on_depth_snapshot, "depth")
     service.consume("MD", s.md_trade(), TradeBatch, h.on_trade_batch, "trade")
+    service.checkpoint("MD", h, cfg.checkpoint_interval_s)
     return service
 
 

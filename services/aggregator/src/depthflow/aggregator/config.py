@@ -13,3 +13,4 @@ class AggregatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     runtime: RuntimeConfig = RuntimeConfig()
     bucket_size: PositiveFloat = 1.0
     profile_window_min: PositiveInt = 2880
+    checkpoint_interval_s: PositiveFloat = 5.0

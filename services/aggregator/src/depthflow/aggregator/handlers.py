@@ -53,6 +53,17 @@ class AggregatorHandlers:
         )
         return [Output(self.subjects.agg_book(msg.venue, msg.symbol), out)]
 
+    # --- checkpoints (see depthflow.common.checkpoint) ------------------------------------------
+
+    def checkpoint_symbols(self) -> list[str]:
+        return list(self.profiles)
+
+    def dump_state(self, symbol: str) -> bytes:
+        return self.profiles[symbol].to_bytes()
+
+    def load_state(self, symbol: str, blob: bytes) -> None:
+        self.profiles[symbol] = RollingProfile.from_bytes(blob)
+
     async def on_trade_batch(self, msg: TradeBatch, _: Delivery) -> list[Output]:
         profile = self.profiles.get(msg.symbol)
         if profile is None:

@@ -16,6 +16,7 @@ async def build() -> Service:
     s = service.subjects
     service.consume("AGG", s.agg_book(), BookBuckets, h.on_book_buckets, "book")
     service.consume("AGG", s.agg_profile(), TradeProfile, h.on_trade_profile, "profile")
+    service.checkpoint("AGG", h, cfg.checkpoint_interval_s)
     return service
 
 

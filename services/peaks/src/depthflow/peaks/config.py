@@ -17,3 +17,4 @@ class PeaksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     near_fraction: PositiveFloat = 0.0002  # "near the mid": within 0.02 % of it (the touch),
     near_buckets: PositiveInt = 5  # ... but never fewer buckets than this (coarse buckets)
     max_zones: PositiveInt = 5
+    checkpoint_interval_s: PositiveFloat = 5.0

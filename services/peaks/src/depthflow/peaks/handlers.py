@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from depthflow.common.codec import Decoder, encode
 from depthflow.common.messages import BookBuckets, TradeProfile, Zone, ZonesDetected, f64, header_from
 from depthflow.common.runtime import Delivery, Output
 from depthflow.common.subjects import Subjects
@@ -29,6 +30,9 @@ def _zones(px: np.ndarray, vol: np.ndarray, size: float, cfg: PeaksConfig) -> li
     return zones[: cfg.max_zones]
 
 
+_profile_decoder: Decoder[TradeProfile] = Decoder(TradeProfile)
+
+
 class PeaksHandlers:
     """Detect zones on each bucketed book, using the latest trade profile of the symbol."""
 
@@ -36,6 +40,17 @@ class PeaksHandlers:
         self.cfg = cfg
         self.subjects = subjects
         self.profiles: dict[str, TradeProfile] = {}
+
+    # --- checkpoints (see depthflow.common.checkpoint) ------------------------------------------
+
+    def checkpoint_symbols(self) -> list[str]:
+        return list(self.profiles)
+
+    def dump_state(self, symbol: str) -> bytes:
+        return encode(self.profiles[symbol])
+
+    def load_state(self, symbol: str, blob: bytes) -> None:
+        self.profiles[symbol] = _profile_decoder.decode(blob)
 
     async def on_trade_profile(self, msg: TradeProfile, _: Delivery) -> list[Output]:
         self.profiles[msg.symbol] = msg
