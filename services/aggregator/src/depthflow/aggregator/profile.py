@@ -135,10 +135,12 @@ class RollingProfile:
             return 0
         keys = bucket_keys(px, self.bucket_size)
         self._grow(int(keys.min()), int(keys.max()))
+        # expire first, then add: every part of a held minute is then in exactly the windows that
+        # contain the minute now, so expiring it later subtracts exactly what was added
+        self._advance(newest)
         for m in np.unique(minutes).tolist():
             sel = minutes == m
             self._add_minute(m, keys[sel], qty[sel], sell[sel], newest)
-        self._advance(newest)
         return int(ids.size)
 
     def _grow(self, lo: int, hi: int) -> None:

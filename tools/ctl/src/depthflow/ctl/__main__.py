@@ -5,6 +5,7 @@
     depthflow status                                    the live summary once
     depthflow bootstrap                                 create/update streams and KV buckets
     depthflow halt | resume                             set the trading state (audited in the KV history)
+    depthflow plot SYMBOL [--replay FILE] [--until S]   PNG + HTML of book, trade profile and zones
 """
 
 from __future__ import annotations
@@ -163,6 +164,35 @@ def cmd_state(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    # imported here: matplotlib and plotly take seconds to import, and only this command needs them
+    from depthflow.ctl.plot import latest_from_bus, latest_from_replay, render
+
+    symbol = args.symbol.upper()
+    if args.until is not None and not args.replay:
+        _say("--until needs --replay (live data has no timeline to stop in)")
+        return 2
+    try:
+        if args.replay:
+            book, profile, zones = asyncio.run(
+                latest_from_replay(args.replay, symbol, args.until, venue=args.venue))
+            source = f"replay {args.replay.name}" + (f" +{args.until:g}s" if args.until is not None else "")
+        else:
+            urls, _ = _servers(args.state, start=False)
+            book, profile, zones = asyncio.run(latest_from_bus(urls, args.prefix, args.venue, symbol))
+            source = "live"
+    except LookupError as exc:
+        _say(str(exc))
+        return 1
+    out: Path = args.out if args.out is not None else args.state / "plots"
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(zones.ts_event / 1e9))
+    stem = out / f"{symbol}-{'replay' if args.replay else 'live'}-{stamp}"
+    render(book, profile, zones, stem.with_suffix(".png"), stem.with_suffix(".html"), source=source)
+    print(stem.with_suffix(".png"))
+    print(stem.with_suffix(".html"))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="depthflow", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -185,6 +215,13 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("bootstrap", help="create/update streams and KV").set_defaults(fn=cmd_bootstrap)
     sub.add_parser("halt", help="halt trading").set_defaults(fn=cmd_state)
     sub.add_parser("resume", help="resume trading after a halt").set_defaults(fn=cmd_state)
+    plot = sub.add_parser("plot", help="draw book, trade profile and zones (PNG + HTML)")
+    plot.add_argument("symbol")
+    plot.add_argument("--replay", type=Path, metavar="FILE", help="from a recorded file, not the live bus")
+    plot.add_argument("--until", type=float, metavar="SECONDS",
+                      help="with --replay: stop this many seconds of recorded time after the first frame")
+    plot.add_argument("--out", type=Path, metavar="DIR", help="output folder (<state>/plots)")
+    plot.set_defaults(fn=cmd_plot)
     return p
 
 
