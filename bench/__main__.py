@@ -11,7 +11,7 @@ import argparse
 import time
 from collections.abc import Callable
 
-from bench import aggregator, codec, collector, generator, replay
+from bench import aggregator, analysis, codec, collector, generator, peaks, peaks_accuracy, replay
 from bench.report import RESULTS, Figure, print_table, provenance, write
 
 GROUPS: dict[str, Callable[[], list[Figure]]] = {
@@ -20,6 +20,9 @@ GROUPS: dict[str, Callable[[], list[Figure]]] = {
     "generator": generator.run,
     "collector": collector.run,
     "replay": replay.run,
+    "analysis": analysis.run,
+    "peaks": peaks.run,
+    "peaks_accuracy": peaks_accuracy.run,
 }
 
 

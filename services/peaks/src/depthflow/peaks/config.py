@@ -1,20 +1,53 @@
-"""Peaks configuration (``DEPTHFLOW_PEAKS_*``)."""
+"""Peaks configuration (``DEPTHFLOW_PEAKS_*``).
+
+Detection thresholds live in one place, ``detection.PeakParams``; the config's ``detection``
+section is derived from it field for field (``DEPTHFLOW_PEAKS_DETECTION__Z_MIN=2``), so a new
+threshold is configurable the moment it exists, and a bad value still names its field.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+
 import msgspec
 
-from depthflow.common.config import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, RuntimeConfig
+from depthflow.common.config import PositiveFloat, PositiveInt, RuntimeConfig
+from depthflow.peaks.detection import PeakParams
+
+METHODS = ("combined", "normal", "ratio", "robust")
+
+
+def _check_detection(self: msgspec.Struct) -> None:
+    p = msgspec.structs.asdict(self)
+    if p["method"] not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, was {p['method']!r}")
+    if not 0 < p["value_area_fraction"] <= 1:
+        raise ValueError("value_area_fraction must be in (0, 1]")
+    for name, value in p.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise ValueError(f"{name} must not be negative, was {value}")
+
+
+_hints = typing.get_type_hints(PeakParams)
+DetectionConfig = msgspec.defstruct(
+    "DetectionConfig",
+    [(f.name, _hints[f.name], f.default) for f in dataclasses.fields(PeakParams)],
+    namespace={"__post_init__": _check_detection},
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+)
 
 
 class PeaksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Detection thresholds."""
+    """Detection thresholds, the near-mid window and checkpointing."""
 
     runtime: RuntimeConfig = RuntimeConfig()
-    z_min: PositiveFloat = 1.5
-    min_volume: NonNegativeFloat = 5.0
-    value_area_fraction: Fraction = 0.70
+    detection: DetectionConfig = msgspec.field(default_factory=DetectionConfig)  # type: ignore[valid-type]
     near_fraction: PositiveFloat = 0.0002  # "near the mid": within 0.02 % of it (the touch),
     near_buckets: PositiveInt = 5  # ... but never fewer buckets than this (coarse buckets)
-    max_zones: PositiveInt = 5
     checkpoint_interval_s: PositiveFloat = 5.0
+
+    def params(self) -> PeakParams:
+        return PeakParams(**msgspec.structs.asdict(self.detection))

@@ -1,0 +1,255 @@
+"""``analyse``: zones on the right side of the mid, levels, vacuums, resonance, and edge cases."""
+
+from dataclasses import replace
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from depthflow.peaks.zones import Analysis, PeakParams, ZoneOut, analyse
+
+SIZE = 1.0
+MID = 100.0
+
+
+def side(lo: int, hi: int, base: float, walls: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Buckets ``lo..hi`` (lower edges) with a gently varying ``base`` volume and some walls."""
+    px = np.arange(lo, hi + 1, dtype=float) * SIZE
+    qty = base * (1 + 0.1 * np.sin(np.arange(px.size)))
+    for price, q in walls.items():
+        qty[price - lo] = q
+    return px, qty
+
+
+def book(**kw: object) -> Analysis:
+    bid_px, bid_q = side(60, 99, 1.0, {95: 30.0, 80: 20.0})
+    ask_px, ask_q = side(100, 139, 1.0, {106: 25.0, 120: 15.0})
+    args = {
+        "bid_px": bid_px,
+        "bid_qty": bid_q,
+        "ask_px": ask_px,
+        "ask_qty": ask_q,
+        "bucket_size": SIZE,
+        "mid": MID + 0.5,
+        "known_low": 60.0,
+        "known_high": 140.0,
+    }
+    args.update(kw)
+    return analyse(**args)  # type: ignore[arg-type]
+
+
+def prices(zones: list[ZoneOut]) -> list[float]:
+    return sorted(z.price for z in zones)
+
+
+def test_walls_become_support_below_and_resistance_above_the_mid():
+    out = book()
+    assert prices(out.support) == [80.5, 95.5]
+    assert prices(out.resistance) == [106.5, 120.5]
+    assert [z.price for z in out.support] == [95.5, 80.5]  # strongest first
+    for z in out.support:
+        assert z.low < z.high <= MID + 0.5
+        assert z.price < MID + 0.5
+        assert 0 < z.strength <= 1
+        assert 0 <= z.confidence <= 1
+    assert out.support_levels == [z.price for z in out.support]
+    assert out.resistance_levels == [z.price for z in out.resistance]
+
+
+def test_without_trades_the_levels_come_from_the_book():
+    out = book()
+    assert out.poc == 95.0  # the biggest wall, lower edge of its bucket
+    assert out.value_area_low <= out.poc < out.value_area_high
+    assert out.poc_levels == [95.0]
+    assert 95.0 in out.high_volume_nodes
+
+
+def test_with_trades_the_levels_come_from_the_trade_profile():
+    tpx = np.arange(90, 111, dtype=float)
+    tvol = np.full(tpx.size, 2.0)
+    tvol[tpx == 103] = 50.0
+    out = book(trade_px=tpx, trade_vol=tvol)
+    assert out.poc == 103.0
+    assert out.poc_levels == [103.0, 95.0]  # the trade POC, then the book's
+    assert out.value_area_low >= 90
+    assert out.value_area_high <= 111
+
+
+def test_a_book_peak_and_a_trade_peak_together_are_a_resonance():
+    tpx = np.arange(85, 116, dtype=float)
+    tvol = np.full(tpx.size, 1.0)
+    tvol[tpx == 96] = 40.0  # one bucket from the bid wall at 95: resonance
+    tvol[tpx == 112] = 40.0  # no book peak near: a trade-only resistance zone
+    out = book(trade_px=tpx, trade_vol=tvol)
+    assert len(out.resonance) == 1
+    (res,) = out.resonance
+    assert res.low <= 95
+    assert res.high >= 97
+    assert 95 < res.price < 97
+    assert out.resonance_zones == [(res.low, res.high)]
+    assert 112.5 in prices(out.resistance)  # from the trades
+    # the trade peak at 96 resonates with the book's wall at 95: one support zone, not two
+    assert 95.5 in prices(out.support)
+    assert 96.5 not in prices(out.support)
+    tight = book(trade_px=tpx, trade_vol=tvol, params=PeakParams(resonance_tolerance=0.5))
+    assert tight.resonance == []
+    assert 96.5 in prices(tight.support)
+
+
+def test_a_wall_at_the_touch_is_a_zone():
+    bid_px, bid_q = side(60, 99, 1.0, {99: 30.0})
+    ask_px, ask_q = side(100, 139, 1.0, {100: 30.0})
+    out = book(bid_px=bid_px, bid_qty=bid_q, ask_px=ask_px, ask_qty=ask_q, mid=100.0)
+    assert 99.5 in prices(out.support)
+    assert 100.5 in prices(out.resistance)
+
+
+def test_a_bucket_holding_the_mid_is_split_at_the_mid():
+    bid_px, bid_q = side(60, 100, 1.0, {100: 30.0})  # the best bid's bucket holds the mid too
+    ask_px, ask_q = side(100, 139, 1.0, {100: 30.0})
+    out = book(bid_px=bid_px, bid_qty=bid_q, ask_px=ask_px, ask_qty=ask_q, mid=100.5)
+    (top,) = [z for z in out.support if z.high > 100]
+    assert top.high == 100.5
+    assert top.price == 100.25
+    (bottom,) = [z for z in out.resistance if z.low < 101]
+    assert bottom.low == 100.5
+    assert bottom.price == 100.75
+
+
+def test_vacuums_are_reported_only_inside_the_known_range():
+    bid_px, bid_q = side(60, 99, 1.0, {})
+    bid_q[(bid_px >= 70) & (bid_px < 75)] = 0.0  # a thin band inside
+    out = book(bid_px=bid_px, bid_qty=bid_q, known_low=60.0, known_high=140.0)
+    assert out.vacuums == [(70.0, 75.0)]
+    assert out.liquidity_vacuum_zones == out.vacuums
+    # a snapshot that covers less: nothing outside its range is called empty
+    narrow = book(bid_px=bid_px, bid_qty=bid_q, known_low=72.0, known_high=90.0)
+    assert narrow.vacuums == [(72.0, 75.0)]
+    beyond = book(known_low=40.0, known_high=150.0)  # no levels 40..59 and 140..149: known empty
+    assert beyond.vacuums == [(40.0, 60.0), (140.0, 150.0)]
+
+
+def test_max_zones_caps_each_side():
+    walls = {p: 10.0 + p % 7 for p in range(62, 99, 8)}
+    bid_px, bid_q = side(60, 99, 1.0, walls)
+    out = book(bid_px=bid_px, bid_qty=bid_q, params=PeakParams(max_zones=3))
+    assert len(out.support) == 3
+    strengths = [z.strength for z in out.support]
+    assert strengths == sorted(strengths, reverse=True)
+
+
+def test_every_method_can_drive_the_zones():
+    for method in ("normal", "ratio", "robust", "combined"):
+        out = book(params=PeakParams(method=method))
+        assert 95.5 in prices(out.support), method
+        assert 106.5 in prices(out.resistance), method
+
+
+def test_empty_book_gives_empty_lists_and_levels_at_the_mid():
+    e = np.empty(0)
+    out = analyse(e, e, e, e, 1.0, 100.0, 0.0, 0.0)
+    assert (out.poc, out.value_area_low, out.value_area_high) == (100.0, 100.0, 100.0)
+    assert out.support == out.resistance == out.resonance == []
+    assert out.vacuums == out.high_volume_nodes == out.low_volume_nodes == out.poc_levels == []
+    out = analyse(e, e, e, e, 1.0, 100.0, 0.0, 0.0, trade_px=e, trade_vol=e)
+    assert out.support == []
+    assert out.poc == 100.0
+
+
+def test_degenerate_books_do_not_raise():
+    one = np.array([99.0]), np.array([3.0])
+    flat_px = np.arange(100.0, 140.0)
+    cases = [
+        (*one, *one),  # one bucket per side, both below the mid
+        (np.arange(60.0, 100.0), np.full(40, 2.0), flat_px, np.full(40, 2.0)),  # all equal
+        (np.arange(60.0, 100.0), np.zeros(40), flat_px, np.zeros(40)),  # all zero
+        (np.array([99.0]), np.array([np.nan]), flat_px, np.full(40, np.inf)),  # garbage volumes
+    ]
+    for bp, bq, ap, aq in cases:
+        for mid in (100.0, -5.0, 1e6, float("nan")):
+            out = analyse(bp, bq, ap, aq, 1.0, mid, 60.0, 140.0)
+            assert all(z.high <= mid for z in out.support)
+            assert all(z.low >= mid for z in out.resistance)
+    assert analyse(*one, *one, 0.0, 100.0, 0.0, 1.0).support == []  # no bucket size
+
+
+def test_mid_outside_the_data_leaves_the_other_side_empty():
+    out = book(mid=1000.0)
+    assert out.resistance == []  # every ask is below a mid of 1000: no resistance
+    assert prices(out.support) == [80.5, 95.5]  # support still comes from the bids only
+    out = book(mid=10.0)
+    assert out.support == []
+    assert prices(out.resistance) == [106.5, 120.5]
+
+
+def test_the_grid_cap_keeps_the_buckets_nearest_the_mid():
+    bid_px, bid_q = side(60, 99, 1.0, {95: 30.0})
+    bid_px = np.concatenate(([1.0], bid_px))  # a stray level far away
+    bid_q = np.concatenate(([500.0], bid_q))
+    out = book(bid_px=bid_px, bid_qty=bid_q, params=PeakParams(max_buckets=50))
+    assert 95.5 in prices(out.support)
+    assert 1.5 not in prices(out.support)
+
+
+# --- properties -------------------------------------------------------------------------------------
+
+
+@st.composite
+def sparse_side(draw: st.DrawFn, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    keys = sorted(draw(st.sets(st.integers(lo, hi), max_size=80)))
+    qty = draw(
+        st.lists(
+            st.one_of(st.just(0.0), st.floats(0, 1e4, allow_nan=False, allow_infinity=False)),
+            min_size=len(keys),
+            max_size=len(keys),
+        )
+    )
+    return np.array(keys, dtype=float), np.array(qty, dtype=float)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sparse_side(0, 120),
+    sparse_side(80, 200),
+    sparse_side(50, 150),
+    st.floats(-10, 210),
+    st.sampled_from([0.5, 1.0, 2.0]),
+    st.sampled_from(["combined", "normal", "ratio", "robust"]),
+    st.booleans(),
+)
+def test_zones_are_on_their_side_and_inside_the_data(bids, asks, trades, mid, size, method, two_rows):
+    (bp, bq), (ap, aq), (tp, tq) = bids, asks, trades
+    bp, ap, tp = bp * size, ap * size, tp * size
+    known_low = min([*bp.tolist(), *ap.tolist()], default=0.0)
+    known_high = max([*bp.tolist(), *ap.tolist()], default=0.0) + size
+    params = replace(PeakParams(method=method, min_volume=0.0), two_rows=two_rows)
+    out = analyse(bp, bq, ap, aq, size, mid, known_low, known_high, tp, tq, params)
+
+    data = np.concatenate((bp, ap, tp))
+    lo_all = data.min() if data.size else mid
+    hi_all = data.max() + size if data.size else mid
+    for z in out.support:
+        assert z.low <= z.price < mid
+        assert z.low < z.high <= mid
+        assert lo_all <= z.low
+        assert z.high <= hi_all
+    for z in out.resistance:
+        assert mid < z.price <= z.high
+        assert mid <= z.low < z.high
+        assert lo_all <= z.low
+        assert z.high <= hi_all
+    for z in [*out.support, *out.resistance, *out.resonance]:
+        assert 0 <= z.confidence <= 1
+        assert 0 <= z.strength <= 1 + 1e-9
+        assert z.volume >= 0
+    assert len(out.support) <= params.max_zones
+    assert len(out.resistance) <= params.max_zones
+    for a, b in out.vacuums:
+        assert known_low <= a < b <= known_high
+    if (tq > 0).any() or (bq > 0).any() or (aq > 0).any():
+        assert out.value_area_low <= out.poc < out.value_area_high
+        assert lo_all <= out.value_area_low
+        assert out.value_area_high <= hi_all
+        assert out.poc_levels[0] == out.poc
+    assert out.support_levels == [z.price for z in out.support]
+    assert out.resonance_zones == [(z.low, z.high) for z in out.resonance]
