@@ -312,9 +312,6 @@ class TradingStateChanged(Message, frozen=True, kw_only=True):
     high_water_mark: float
 
 
-RiskDecision = OrderApproved | OrderRejected
-
-
 # --- dead letters ------------------------------------------------------------------------------
 
 

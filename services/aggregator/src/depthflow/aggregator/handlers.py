@@ -46,8 +46,8 @@ class AggregatorHandlers:
             ask_volume_out=asks.volume_out,
             levels_in=bids.levels_in + asks.levels_in,
             levels_out=bids.levels_out + asks.levels_out,
-            best_bid=float(bid_px.max()) if bid_px.size else 0.0,
-            best_ask=float(ask_px.min()) if ask_px.size else 0.0,
+            best_bid=bids.price_high,  # from the kernel's pass: no second scan of the book
+            best_ask=asks.price_low,
             known_low=msg.known_low,
             known_high=msg.known_high,
         )

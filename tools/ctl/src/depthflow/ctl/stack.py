@@ -126,7 +126,7 @@ class ServiceStack:
             code = _reap(p.pid)
             if code is not None:
                 self.exit_codes.setdefault(p.name, code)
-            out[p.name] = p.name not in self.exit_codes and _alive(p.pid)
+            out[p.name] = p.name not in self.exit_codes and _exists(p.pid)
         return out
 
 
@@ -143,16 +143,13 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
-def _alive(pid: int) -> bool:
+def _exists(pid: int) -> bool:
+    """Whether a process ``pid`` exists (our own children are reaped by :func:`_reap` first)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    try:  # a zombie is dead; reap it if it is our child
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        return True
+    return True
 
 
 def _reap(pid: int) -> int | None:
@@ -172,7 +169,7 @@ def _wait(pid: int, timeout: float) -> int | None:
             if done:
                 return os.waitstatus_to_exitcode(status)
         except ChildProcessError:  # not our child: poll for existence
-            if not _alive(pid):
+            if not _exists(pid):
                 return 0
         time.sleep(0.05)
     return None
