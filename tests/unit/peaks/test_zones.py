@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from depthflow.peaks.zones import Analysis, PeakParams, ZoneOut, analyse
+from tests.unit.peaks import zones_reference as reference
 
 SIZE = 1.0
 MID = 100.0
@@ -182,6 +183,15 @@ def test_mid_outside_the_data_leaves_the_other_side_empty():
     assert prices(out.resistance) == [106.5, 120.5]
 
 
+def test_a_profile_far_from_the_mid_in_weight_lengths_still_has_zones():
+    # weight length 0.005 * 0.121 = 0.0006: the trade wall is ~700 lengths above the mid, where
+    # exp(-distance / length) underflows; the weights are relative to the nearest bucket instead
+    none = np.empty(0)
+    out = analyse(none, none, none, none, 0.01, 0.12109375, 0.0, 0.01, np.array([0.55]), np.array([1.0]),
+                  PeakParams(method="normal", min_volume=0.0))
+    assert prices(out.resistance) == [0.555]
+
+
 def test_the_grid_cap_keeps_the_buckets_nearest_the_mid():
     bid_px, bid_q = side(60, 99, 1.0, {95: 30.0})
     bid_px = np.concatenate(([1.0], bid_px))  # a stray level far away
@@ -253,3 +263,33 @@ def test_zones_are_on_their_side_and_inside_the_data(bids, asks, trades, mid, si
         assert out.poc_levels[0] == out.poc
     assert out.support_levels == [z.price for z in out.support]
     assert out.resonance_zones == [(z.low, z.high) for z in out.resonance]
+
+
+def same(a: object, b: object) -> bool:
+    """Equal structure, floats equal up to the rounding of differently ordered sums."""
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(np.isclose(a, b, rtol=1e-9, atol=1e-12))  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sparse_side(0, 120),
+    sparse_side(80, 200),
+    sparse_side(50, 150),
+    st.one_of(st.floats(-10, 210), st.just(float("nan"))),
+    st.sampled_from([0.5, 1.0, 2.0, 0.01]),
+    st.sampled_from(["combined", "normal", "ratio", "robust"]),
+    st.booleans(),
+    st.sampled_from([20_000, 30]),
+)
+def test_the_kernels_agree_with_the_object_by_object_reference(
+    bids, asks, trades, mid, size, method, two_rows, max_buckets
+):
+    (bp, bq), (ap, aq), (tp, tq) = bids, asks, trades
+    bp, ap, tp = bp * size, ap * size, tp * size
+    params = PeakParams(method=method, min_volume=0.0, two_rows=two_rows, max_buckets=max_buckets)
+    args = (bp, bq, ap, aq, size, mid, bp.min(initial=0.0), ap.max(initial=0.0) + size, tp, tq, params)
+    got, want = analyse(*args), reference.analyse(*args)
+    for name in Analysis.__dataclass_fields__:
+        assert same(getattr(got, name), getattr(want, name)), name

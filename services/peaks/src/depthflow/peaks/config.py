@@ -13,9 +13,7 @@ import typing
 import msgspec
 
 from depthflow.common.config import PositiveFloat, PositiveInt, RuntimeConfig
-from depthflow.peaks.detection import PeakParams
-
-METHODS = ("combined", "normal", "ratio", "robust")
+from depthflow.peaks.detection import METHODS, PeakParams
 
 
 def _check_detection(self: msgspec.Struct) -> None:

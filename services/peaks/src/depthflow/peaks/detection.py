@@ -29,14 +29,18 @@ a flat profile has none either (nothing stands out).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 __all__ = [
+    "METHODS",
+    "KernelParams",
     "Peak",
     "PeakParams",
     "combined_peaks",
@@ -91,6 +95,35 @@ class PeakParams:
     max_buckets: int = 20_000  # dense grid cap per profile (buckets nearest the mid are kept)
 
 
+    @cached_property
+    def kernel(self) -> KernelParams:
+        """These parameters as the kernels take them (built once per instance; frozen, so safe)."""
+        return _kernel_params(self)
+
+
+METHODS = ("combined", "normal", "ratio", "robust")
+"""The peak detectors by name; a kernel knows a method by its index here."""
+
+KernelParams = NamedTuple(  # type: ignore[misc]
+    "KernelParams", [(f.name, float) for f in dataclasses.fields(PeakParams)]
+)
+KernelParams.__doc__ = """``PeakParams`` as numba takes them: every field a float (the method as its index in
+``METHODS``, counts and flags as 0.0/1.0 ...), kernels convert back with ``int()``.
+
+Why derived from ``PeakParams`` field for field: one list of thresholds, never two to keep in
+step. Why all floats: numba's dispatcher types a tuple of one type ~6x faster than a mixed one
+(1 us against 7 us a call, measured), and numba compiles one specialisation per argument type,
+so a config that says ``z_min: 2`` (an int) must not reach it as an int."""
+
+
+def _kernel_params(p: PeakParams) -> KernelParams:
+    if p.method not in METHODS:
+        raise ValueError(f"unknown peak method {p.method!r} ({', '.join(METHODS)})")
+    fields = dataclasses.fields(p)
+    values = (METHODS.index(p.method) if f.name == "method" else getattr(p, f.name) for f in fields)
+    return KernelParams(*(float(v) for v in values))
+
+
 _DEFAULT = PeakParams()  # built once: a frozen dataclass of 18 fields costs microseconds to build
 
 
@@ -122,8 +155,9 @@ class Peak(NamedTuple):
 
 
 @njit(cache=True)
-def _local_maxima(v: np.ndarray, order: int) -> np.ndarray:
-    """Indices of local maxima; a plateau counts once, at its middle (left of centre if even).
+def _local_maxima(v: np.ndarray, order: int, floor: float) -> np.ndarray:
+    """Indices of local maxima of at least ``floor``; a plateau counts once, at its middle (left
+    of centre if even).
 
     A candidate must rise above the bucket before its plateau and fall after it; the edges of the
     array count as lower than anything (a wall at the first bucket is a peak). With ``order`` > 1
@@ -131,25 +165,28 @@ def _local_maxima(v: np.ndarray, order: int) -> np.ndarray:
 
     Why two passes: the first flags "higher than the left, not lower than the right" without a
     data-dependent branch (noise makes such branches unpredictable, which cost more than the
-    arithmetic); only the few flagged buckets are then checked for plateaus and ``order``.
+    arithmetic); only the few flagged buckets are then checked for plateaus and ``order``. The
+    ``floor`` goes into the first pass (a plateau is level, so its middle clears the floor exactly
+    when its first bucket does): a caller that keeps only maxima over a line (volume nodes) then
+    pays the second pass for those alone, not for every ripple of the noise.
     """
     n = v.size
     flags = np.empty(n, dtype=np.int64)
     k = 0
     if n == 1:
         flags[0] = 0
-        k = 1
+        k = 1 if v[0] >= floor else 0
     elif n > 1:
         flags[k] = 0
-        k += v[0] >= v[1]
+        k += (v[0] >= v[1]) & (v[0] >= floor)
         left = v[: n - 2]  # views indexed from 0: no negative-index checks in the loop
         here = v[1 : n - 1]
         right = v[2:]
         for t in range(n - 2):
             flags[k] = t + 1
-            k += (here[t] > left[t]) & (here[t] >= right[t])
+            k += (here[t] > left[t]) & (here[t] >= right[t]) & (here[t] >= floor)
         flags[k] = n - 1
-        k += v[n - 1] > v[n - 2]
+        k += (v[n - 1] > v[n - 2]) & (v[n - 1] >= floor)
     out = np.empty(k, dtype=np.int64)
     m = 0
     for t in range(k):
@@ -255,7 +292,7 @@ def _weighted_moments(v: np.ndarray, w: np.ndarray) -> tuple[float, float]:
 @njit(cache=True)
 def _normal_kernel(v, w, z_min, min_volume, order):  # type: ignore[no-untyped-def]
     mu, sd = _weighted_moments(v, w)
-    cand = _local_maxima(v, order)
+    cand = _local_maxima(v, order, -np.inf)
     score = np.empty(cand.size, dtype=np.float64)
     keep = np.zeros(cand.size, dtype=np.bool_)
     if sd > 0.0:
@@ -269,7 +306,7 @@ def _normal_kernel(v, w, z_min, min_volume, order):  # type: ignore[no-untyped-d
 @njit(cache=True)
 def _ratio_kernel(v, ratio, min_volume, neighbours):  # type: ignore[no-untyped-def]
     n = v.size
-    cand = _local_maxima(v, neighbours)
+    cand = _local_maxima(v, neighbours, -np.inf)
     score = np.empty(cand.size, dtype=np.float64)
     keep = np.zeros(cand.size, dtype=np.bool_)
     for t in range(cand.size):
@@ -300,7 +337,7 @@ def _robust_scale(x: np.ndarray) -> tuple[float, float]:
 @njit(cache=True)
 def _robust_kernel(v, z_min, min_volume, order):  # type: ignore[no-untyped-def]
     med, scale = _robust_scale(v)
-    cand = _local_maxima(v, order)
+    cand = _local_maxima(v, order, -np.inf)
     score = np.empty(cand.size, dtype=np.float64)
     keep = np.zeros(cand.size, dtype=np.bool_)
     if scale > 0.0:
@@ -579,11 +616,12 @@ def _combined_kernel(v, w, smooth, prominence_z, window, min_volume, z_min):  # 
         b = i
         while b < n - 1 and b - i < half and ys[b + 1] >= cut:
             b += 1
-        # the floor applies to the raw volume: smoothing spreads a one-bucket wall over three
+        # the floor applies to the raw volume: smoothing spreads a one-bucket wall over three;
+        # and a zone must hold some: between two walls the smoothed top can fall on empty buckets
         biggest = 0.0
         for u in range(a, b + 1):
             biggest = max(biggest, v[u])
-        if biggest < min_volume:
+        if biggest < min_volume or not biggest > 0.0:
             continue
         score[t] = prom / sigma
         keep[t] = True
@@ -720,20 +758,33 @@ def combined_peaks(
     )
 
 
+@njit(cache=True)
+def detect_arrays(v, w, kp):  # type: ignore[no-untyped-def]
+    """Run the detector ``kp.method`` names: ``(index, score, low, high, confidence)`` arrays.
+
+    The kernel form of :func:`detect`, for callers that stay in arrays (``depthflow.peaks.zones``):
+    five arrays cost one boxing each, where a ``Peak`` per peak cost a Python object each.
+    """
+    if v.size < 3:
+        none = np.empty(0, dtype=np.int64)
+        return none, np.empty(0, dtype=np.float64), none, none, np.empty(0, dtype=np.float64)
+    method = int(kp.method)
+    if method == 1:
+        return _normal_kernel(v, w, kp.z_min, kp.min_volume, 1)
+    if method == 2:
+        return _ratio_kernel(v, kp.ratio, kp.min_volume, max(int(kp.neighbours), 1))
+    if method == 3:
+        return _robust_kernel(v, kp.robust_z, kp.min_volume, 1)
+    return _combined_kernel(v, w, kp.smooth, kp.prominence_z, max(int(kp.window), 3), kp.min_volume, kp.z_min)
+
+
 def detect(
     vol: np.ndarray, weights: np.ndarray | None = None, params: PeakParams | None = None
 ) -> list[Peak]:
     """Run the detector ``params.method`` names with its parameters from ``params``."""
     p = params or _DEFAULT
-    if p.method == "normal":
-        return normal_peaks(vol, weights, p.z_min, p.min_volume)
-    if p.method == "ratio":
-        return ratio_peaks(vol, p.ratio, p.min_volume, p.neighbours)
-    if p.method == "robust":
-        return robust_peaks(vol, p.robust_z, p.min_volume)
-    if p.method == "combined":
-        return combined_peaks(vol, weights, p)
-    raise ValueError(f"unknown peak method {p.method!r} (combined, normal, ratio or robust)")
+    v = _f64(vol)
+    return _as_peaks(detect_arrays(v, _weights(weights, v.size), p.kernel))
 
 
 # --- point of control, value area, nodes, vacuums -----------------------------------------------------
@@ -743,6 +794,11 @@ def detect(
 def _poc_kernel(px: np.ndarray, vol: np.ndarray) -> int:
     n = vol.size
     top = vol.max()
+    ties = 0
+    for i in range(n):  # branch-free: vectorises
+        ties += vol[i] == top
+    if ties == 1:  # the usual case: no tie to break, so no sums either side of the middle
+        return int(np.argmax(vol))
     middle = 0.5 * (px[0] + px[n - 1])
     tol = 1e-9 * max(abs(px[n - 1] - px[0]), 1e-300)
     below = 0.0
@@ -828,8 +884,18 @@ def value_area(vol: np.ndarray, poc: int, fraction: float = 0.70, two_rows: bool
 
 
 @njit(cache=True)
-def _local_minima(v: np.ndarray, order: int) -> np.ndarray:
-    return _local_maxima(-v, order)
+def _volume_nodes_kernel(v, z, order, lvn_fraction):  # type: ignore[no-untyped-def]
+    none = np.empty(0, dtype=np.int64)
+    n = v.size
+    if n < 3:
+        return none, none
+    mu = v.mean()
+    sd = v.std()
+    if sd <= 0:
+        return none, none
+    hi = _local_maxima(v, order, mu + z * sd)
+    lo = _local_maxima(-v, order, -max(mu - z * sd, lvn_fraction * mu))  # minima: maxima of -v
+    return hi, lo[(lo > 0) & (lo < n - 1)]
 
 
 def volume_nodes(
@@ -842,19 +908,17 @@ def volume_nodes(
     there because volume is skewed, so ``mu - sigma`` is often below zero and would find nothing.
     Extrema, not every bucket over the line, so one broad node is one level, not a run of them.
     """
-    v = _f64(vol)
-    empty = np.empty(0, dtype=np.int64)
-    if v.size < 3:
-        return empty, empty
-    mu, sd = float(v.mean()), float(v.std())
-    if sd <= 0:
-        return empty, empty
-    hi = _local_maxima(v, max(order, 1))
-    hi = hi[v[hi] >= mu + z * sd]
-    lo = _local_minima(v, max(order, 1))
-    lo = lo[(lo > 0) & (lo < v.size - 1)]
-    lo = lo[v[lo] <= max(mu - z * sd, lvn_fraction * mu)]
-    return hi, lo
+    return _volume_nodes_kernel(_f64(vol), float(z), max(int(order), 1), float(lvn_fraction))
+
+
+@njit(cache=True)
+def profile_levels(px, v, fraction, two_rows, node_z):  # type: ignore[no-untyped-def]
+    """Point of control, value area (low, high) and volume nodes of one dense, non-empty profile:
+    the kernel form of :func:`point_of_control`, :func:`value_area` and :func:`volume_nodes`."""
+    poc = _poc_kernel(px, v)
+    lo, hi = _value_area_kernel(v, poc, fraction, 2 if two_rows else 1)
+    hvn, lvn = _volume_nodes_kernel(v, node_z, 2, 0.25)
+    return poc, lo, hi, hvn, lvn
 
 
 @njit(cache=True)
@@ -889,6 +953,124 @@ def _vacuum_runs(keys: np.ndarray, v: np.ndarray, k0: int, k1: int, cut: float, 
     return out[:m]
 
 
+_MAX_KEY = 2.0**61  # bucket keys beyond this are not kept (a range of them must fit in int64)
+
+
+@njit(cache=True, inline="always")
+def _rounded(q: float) -> float:
+    """``np.round(q, 9)``, operation for operation: a price that is a bucket edge up to float error
+    gives a whole number of buckets (``0.29 / 0.01`` is ``28.999999999999996``)."""
+    return np.rint(q * 1e9) / 1e9
+
+
+@njit(cache=True)
+def _insertion_order(keys: np.ndarray, budget: int) -> tuple[np.ndarray, bool]:
+    """The stable ascending order of ``keys`` by insertion, or ``False`` once it has moved
+    elements more than ``budget`` places in all (the input is then far from sorted)."""
+    n = keys.size
+    order = np.arange(n)
+    for i in range(1, n):
+        x = order[i]
+        j = i
+        while j > 0 and keys[order[j - 1]] > keys[x]:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = x
+        budget -= i - j
+        if budget < 0:
+            return order, False
+    return order, True
+
+
+@njit(cache=True)
+def _sum_per_key(keys: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ascending unique keys with the values of each key summed in input order.
+
+    Why an insertion sort first: the usual input is a book's bids then its asks, two ascending
+    runs that share at most the bucket holding the mid, which it sorts in one pass; numba's
+    general sorts cost ~10x more on that. It gives way to a merge sort (stable too) once it has
+    moved elements more than a few places per key, so any order costs O(n log n), not n^2.
+    """
+    n = keys.size
+    order, done = _insertion_order(keys, 8 * n)
+    if not done:
+        order = np.argsort(keys, kind="mergesort")
+    uk = np.empty(n, dtype=np.int64)
+    uv = np.empty(n, dtype=np.float64)
+    u = 0
+    for t in range(n):
+        j = order[t]
+        if u > 0 and uk[u - 1] == keys[j]:
+            uv[u - 1] += vals[j]
+        else:
+            uk[u] = keys[j]
+            uv[u] = vals[j]
+            u += 1
+    return uk[:u], uv[:u]
+
+
+@njit(cache=True)
+def _median_with_zeros(vals: np.ndarray, zeros: int) -> float:
+    """The median of ``vals`` (all >= 0) together with ``zeros`` extra zeros.
+
+    One selection (O(n)) rather than a sort: numba's sort costs ~60 ns per element and log. For
+    an even count, the lower middle is the largest of what the selection put below the upper."""
+    total = vals.size + zeros
+    hi = total // 2 - zeros  # the upper middle's rank among vals
+    if hi < 0:
+        return 0.0
+    part = np.partition(vals, hi)
+    upper = part[hi]
+    if total % 2:
+        return upper
+    lower = part[:hi].max() if hi > 0 else 0.0
+    return 0.5 * (lower + upper)
+
+
+@njit(cache=True)
+def vacuum_bands(px, vol, size, known_low, known_high, alpha, min_run):  # type: ignore[no-untyped-def]
+    """The kernel of :func:`vacuums`: bands as an ``(n, 2)`` array; see there."""
+    none = np.empty((0, 2), dtype=np.float64)
+    if not (size > 0 and math.isfinite(known_low) and math.isfinite(known_high)) or known_high <= known_low:
+        return none
+    k0f = math.ceil(_rounded(known_low / size))
+    k1f = math.floor(_rounded(known_high / size)) - 1  # last bucket whose upper edge <= known_high
+    if not (abs(k0f) <= _MAX_KEY and abs(k1f) <= _MAX_KEY):  # no int64 grid
+        return none
+    k0 = np.int64(k0f)
+    k1 = np.int64(k1f)
+    total = k1 - k0 + 1
+    if total < max(min_run, 1):
+        return none
+    keys = np.empty(px.size, dtype=np.int64)
+    vals = np.empty(px.size, dtype=np.float64)
+    m = 0
+    ordered = True
+    for i in range(px.size):
+        p = px[i]
+        if not math.isfinite(p):
+            continue
+        k = math.floor(_rounded(p / size))
+        if not k0f <= k <= k1f:
+            continue
+        q = vol[i]
+        keys[m] = np.int64(k)
+        vals[m] = q if math.isfinite(q) and q > 0.0 else 0.0
+        ordered = ordered and (m == 0 or keys[m] > keys[m - 1])
+        m += 1
+    keys, vals = keys[:m], vals[:m]
+    if not ordered:  # unsorted or repeated keys: sum per key, in input order within a key
+        keys, vals = _sum_per_key(keys, vals)
+    # median over `total` buckets: the present values plus (total - present) zeros
+    median = _median_with_zeros(vals, total - keys.size)
+    runs = _vacuum_runs(keys, vals, k0, k1, alpha * median, max(min_run, 1))
+    out = np.empty((runs.shape[0], 2), dtype=np.float64)
+    for j in range(runs.shape[0]):
+        out[j, 0] = max(runs[j, 0] * size, known_low)
+        out[j, 1] = min((runs[j, 1] + 1) * size, known_high)
+    return out
+
+
 def vacuums(
     px: np.ndarray,
     vol: np.ndarray,
@@ -902,36 +1084,14 @@ def vacuums(
 
     Only buckets lying wholly inside ``[known_low, known_high]`` (the snapshot's coverage) are
     considered, and bands are clipped to it: beyond the snapshot the book is unknown, not empty.
-    ``px``/``vol`` may be sparse (only non-empty buckets): a bucket missing inside the range is a
-    zero. The median is over every bucket of the range, zeros included, computed without building
-    the dense grid, so a huge range costs no memory.
+    ``px``/``vol`` may be sparse (only non-empty buckets) and in any order: a bucket missing inside
+    the range is a zero, as is a bad volume (NaN, inf, negative); a non-finite price is skipped.
+    The median is over every bucket of the range, zeros included, computed without building the
+    dense grid, so a huge range costs no memory.
     """
-    if not (size > 0 and math.isfinite(known_low) and math.isfinite(known_high)) or known_high <= known_low:
-        return []
-    k0 = math.ceil(round(known_low / size, 9))
-    k1 = math.floor(round(known_high / size, 9)) - 1  # last bucket whose upper edge <= known_high
-    total = k1 - k0 + 1
-    if total < max(min_run, 1) or max(abs(k0), abs(k1)) > 2**62:  # nothing, or no int64 grid
-        return []
-    keys = np.floor(np.round(_f64(px) / size, 9)).astype(np.int64)
-    v = _f64(vol)
-    inside = (keys >= k0) & (keys <= k1)
-    keys, v = keys[inside], v[inside]
-    if keys.size > 1 and (np.diff(keys) <= 0).any():  # unsorted or repeated keys: sum per key
-        keys, inv = np.unique(keys, return_inverse=True)
-        v = np.bincount(inv, weights=v)
-    # median over `total` buckets: the present values plus (total - present) zeros
-    zeros = total - keys.size
-    ordered = np.sort(v)
-
-    def nth(r: int) -> float:
-        return 0.0 if r < zeros else float(ordered[r - zeros])
-
-    median = nth((total - 1) // 2) if total % 2 else 0.5 * (nth(total // 2 - 1) + nth(total // 2))
-    cut = alpha * median
-    runs = _vacuum_runs(keys, v, k0, k1, cut, max(min_run, 1)).tolist()
-    lo_edge, hi_edge = float(known_low), float(known_high)
-    return [(max(a * size, lo_edge), min((b + 1) * size, hi_edge)) for a, b in runs]
+    bands = vacuum_bands(_f64(px), _f64(vol), float(size), float(known_low), float(known_high),
+                         float(alpha), int(min_run))
+    return [(a, b) for a, b in bands.tolist()]
 
 
 # --- warm-up ------------------------------------------------------------------------------------------

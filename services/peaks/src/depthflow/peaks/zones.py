@@ -18,32 +18,39 @@ value area runs from the lower edge of its low row to the upper edge of its high
 ``price`` is the centre of its peak bucket, moved to the middle of the part below (support) or
 above (resistance) the mid when the bucket straddles it, so support is always strictly below the
 mid and resistance strictly above.
+
+Why kernels all the way to the ranked zones: a 5000-level book gives each profile tens of peaks,
+and building, clipping, pairing and ranking them as Python objects cost ~1.5 ms a snapshot, ten
+times the detectors themselves. Here a zone is a row of a float array (columns ``_LOW`` ...
+``_PEAK``) from the grid to the ranking, and only the few reported zones become objects. The
+kernels in this module call only each other: numba's on-disk cache does not notice a change in a
+kernel of another module, so a cached kernel here must not inline one from there (the detectors
+are called from Python, between kernels).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 
 from depthflow.peaks.detection import (
-    Peak,
     PeakParams,
-    detect,
+    detect_arrays,
     point_of_control,
-    vacuums,
-    value_area,
-    volume_nodes,
+    profile_levels,
+    vacuum_bands,
 )
 
 __all__ = ["Analysis", "PeakParams", "ZoneOut", "analyse"]
 
+_DEFAULT = PeakParams()
 
-@dataclass(frozen=True)
-class ZoneOut:
+
+class ZoneOut(NamedTuple):
     """A price band where volume concentrates. ``strength``: its share of its profile's volume."""
 
     low: float
@@ -74,170 +81,352 @@ class Analysis:
     resonance_zones: list[tuple[float, float]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Grid:
-    """A profile on a regular grid: ``px[i] = (first + i) * size``; ``real`` marks non-pad rows."""
+# a zone row: the fields of ZoneOut in order, then the lower edge of its peak bucket
+_LOW, _HIGH, _PRICE, _VOLUME, _STRENGTH, _CONF, _PEAK = range(7)
+_COLUMNS = 7
+_MAX_KEY = 2.0**61  # bucket keys beyond this are dropped: a range of them must fit in int64
 
-    px: np.ndarray
-    vol: np.ndarray
+
+class _Grid(NamedTuple):
+    """A profile on a regular grid: bucket ``i`` has lower edge ``(first + i) * size``."""
+
+    first: int
+    vol: np.ndarray  # empty when the profile holds no volume
+    weights: np.ndarray  # empty: uniform
     real_lo: int  # first and last index holding data (the rest are the zero pads)
     real_hi: int
     total: float  # volume of the whole input profile, including buckets the cap left out
+    whole: bool  # the cap left nothing out
 
 
-@dataclass(frozen=True)
-class _Found:
-    """A detected peak as prices, before it is sorted into support or resistance."""
-
-    peak_px: float  # lower edge of the peak bucket
-    zone: ZoneOut
+# --- kernels --------------------------------------------------------------------------------------
 
 
-def _clean(px: np.ndarray | None, vol: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Float64 copies with non-finite prices dropped and bad volumes (NaN, inf, < 0) set to 0."""
-    if px is None or vol is None:
-        return np.empty(0), np.empty(0)
-    p = np.asarray(px, dtype=np.float64).ravel()
-    v = np.asarray(vol, dtype=np.float64).ravel()
-    if p.size != v.size:
-        raise ValueError(f"prices and volumes differ in length ({p.size} != {v.size})")
-    ok = np.isfinite(p)
-    p, v = p[ok], v[ok]
-    v = np.where(np.isfinite(v) & (v > 0), v, 0.0)
-    return p, v
+@njit(cache=True)
+def _keyed(px, vol, size, keys, vals, m, total, k0, k1):  # type: ignore[no-untyped-def]
+    """Append the levels' bucket keys and clean volumes at ``m``; the running count, total and
+    key range. Non-finite prices and keys beyond ``_MAX_KEY`` are dropped; bad volumes count 0."""
+    for i in range(px.size):
+        p = px[i]
+        if not math.isfinite(p):
+            continue
+        kf = math.floor(np.rint(p / size * 1e9) / 1e9)  # np.round(p / size, 9), op for op
+        if not abs(kf) <= _MAX_KEY:
+            continue
+        k = np.int64(kf)
+        q = vol[i]
+        q = q if math.isfinite(q) and q > 0.0 else 0.0
+        keys[m] = k
+        vals[m] = q
+        total += q
+        k0 = k if m == 0 else min(k0, k)
+        k1 = k if m == 0 else max(k1, k)
+        m += 1
+    return m, total, k0, k1
 
 
-def _grid(
-    px: np.ndarray, vol: np.ndarray, size: float, anchor: float, cap: int, pad_low: bool, pad_high: bool
-) -> _Grid | None:
-    """Lay a sparse profile on a dense grid (cap buckets nearest ``anchor``), with zero pads."""
-    if px.size == 0 or float(vol.sum()) <= 0:
-        return None
-    total = float(vol.sum())
-    keys = np.floor(np.round(px / size, 9)).astype(np.int64)
-    k0, k1 = int(keys.min()), int(keys.max())
-    cap = max(int(cap), 1)
-    if k1 - k0 + 1 > cap:
-        a = math.floor(anchor / size) if math.isfinite(anchor) else (k0 + k1) // 2
+@njit(cache=True)
+def _grid(px, vol, px2, vol2, size, anchor, cap, pad_low, pad_high, mid, weight_scale):  # type: ignore[no-untyped-def]
+    """Lay a sparse profile (the levels of ``px, vol`` and of ``px2, vol2``, e.g. bids and asks)
+    on a dense grid (``cap`` buckets nearest ``anchor``), with zero pads, and the detectors'
+    weights, decaying with the distance of each bucket's centre from ``mid``.
+
+    Non-finite prices are dropped and bad volumes (NaN, inf, < 0) count as 0. The bucket key is
+    ``floor(round(price / size, 9))``: inputs are bucket lower edges, which divide back to whole
+    numbers up to float error. Why two sources: the book's grid is the bids' and the asks'
+    together, and concatenating them first cost more than the gridding.
+    """
+    keys = np.empty(px.size + px2.size, dtype=np.int64)
+    vals = np.empty(px.size + px2.size, dtype=np.float64)
+    m, total, k0, k1 = _keyed(px, vol, size, keys, vals, 0, 0.0, np.int64(0), np.int64(0))
+    m, total, k0, k1 = _keyed(px2, vol2, size, keys, vals, m, total, k0, k1)
+    none = np.empty(0, dtype=np.float64)
+    if m == 0 or not total > 0.0:
+        return np.int64(0), none, none, 0, -1, total, True
+    whole = k1 - k0 + 1 <= cap
+    if not whole:
+        if not math.isfinite(anchor):
+            a = (k0 + k1) // 2
+        else:
+            af = math.floor(anchor / size)
+            a = k0 - cap if af <= k0 - cap else (k1 + cap if af >= k1 + cap else np.int64(af))
         k0 = min(max(a - cap // 2, k0), k1 - cap + 1)
         k1 = k0 + cap - 1
-        inside = (keys >= k0) & (keys <= k1)
-        keys, vol = keys[inside], vol[inside]
-    lo_pad, hi_pad = int(pad_low), int(pad_high)
+    lo_pad = 1 if pad_low else 0
+    hi_pad = 1 if pad_high else 0
     first = k0 - lo_pad
-    dense = np.bincount(keys - first, weights=vol, minlength=k1 - first + 1 + hi_pad)
-    grid_px = (first + np.arange(dense.size)) * size
-    return _Grid(grid_px, dense, lo_pad, dense.size - 1 - hi_pad, total)
+    dense = np.zeros(k1 - first + 1 + hi_pad, dtype=np.float64)
+    for t in range(m):
+        k = keys[t]
+        if k0 <= k <= k1:
+            dense[k - first] += vals[t]
+    length = weight_scale * mid
+    weights = none
+    if weight_scale > 0.0 and mid > 0.0 and math.isfinite(length) and length > 1e-12 * size:
+        weights = _decay(first, dense.size, size, mid, length)
+    return first, dense, weights, lo_pad, dense.size - 1 - hi_pad, total, whole
 
 
-def _weights(grid: _Grid, size: float, mid: float, scale: float) -> np.ndarray | None:
-    """Weights decaying with the distance of each bucket's centre from the mid (None: uniform)."""
-    length = scale * mid
-    if not (scale > 0 and mid > 0 and math.isfinite(length) and length > 1e-12 * size):
-        return None
-    return np.exp(-np.abs(grid.px + size / 2 - mid) / length)
+@njit(cache=True)
+def _decay(first, n, size, mid, length):  # type: ignore[no-untyped-def]
+    """``exp(-(|centre_i - mid| - d) / length)`` for the ``n`` bucket centres from bucket
+    ``first``, ``d`` the distance of the centre nearest the mid.
+
+    Why relative to the nearest centre (weight 1 there): the detectors use weighted moments, which
+    do not change with the weights' scale, but absolute weights underflow when the mid is far from
+    the profile in units of ``length`` (a trade profile hours old against a low-priced symbol's
+    mid): every weight 0, so no peaks at all, where the relative weights are perfectly usable.
+
+    Why a recurrence: centres are ``size`` apart, so each step away from the mid multiplies the
+    weight by ``exp(-size / length)``; one ``exp`` per side instead of one per bucket (``exp`` does
+    not vectorise here and was a third of a grid's cost). The drift is an ulp per step, ~1e-12
+    relative over the capped grid. Weights below 1e-300 are set to 0: multiplying subnormals is
+    ~100x slower, and such a weight is nothing next to the ones near the mid.
+    """
+    w = np.empty(n, dtype=np.float64)
+    step = math.exp(-size / length)
+    # the first bucket whose centre is at or above the mid: estimated, then settled exactly
+    up = math.ceil(min(max((mid - size / 2) / size - first, 0.0), float(n)))  # clamped as a float
+    while up > 0 and (first + up - 1) * size + size / 2 >= mid:
+        up -= 1
+    while up < n and (first + up) * size + size / 2 < mid:
+        up += 1
+    d_up = (first + up) * size + size / 2 - mid if up < n else np.inf
+    d_down = mid - (first + up - 1) * size - size / 2 if up > 0 else np.inf
+    nearest = min(d_up, d_down)
+    if up < n:
+        x = math.exp(-(d_up - nearest) / length)
+        for i in range(up, n):
+            w[i] = x
+            x = x * step if x > 1e-300 else 0.0
+    if up > 0:
+        x = math.exp(-(d_down - nearest) / length)
+        for i in range(up - 1, -1, -1):
+            w[i] = x
+            x = x * step if x > 1e-300 else 0.0
+    return w
 
 
-def _zones(grid: _Grid, size: float, peaks: list[Peak]) -> list[_Found]:
-    """Peaks as price bands; pad rows are never a peak and never part of a zone."""
-    out = []
-    total = grid.total or 1.0
-    for p in peaks:
-        if not grid.real_lo <= p.index <= grid.real_hi:
+@njit(cache=True)
+def _zone_rows(first, size, v, real_lo, real_hi, total, idx, lo, hi, conf):  # type: ignore[no-untyped-def]
+    """Peaks (index arrays on the grid) as zone rows; pad rows are never a peak nor in a zone."""
+    rows = np.empty((idx.size, _COLUMNS), dtype=np.float64)
+    share = total if total != 0.0 else 1.0
+    m = 0
+    for t in range(idx.size):
+        i = idx[t]
+        if not real_lo <= i <= real_hi:
             continue
-        lo, hi = max(p.low_index, grid.real_lo), min(p.high_index, grid.real_hi)
-        volume = float(grid.vol[lo : hi + 1].sum())
-        low, high = float(grid.px[lo]), float(grid.px[hi] + size)
-        zone = ZoneOut(low, high, float(grid.px[p.index] + size / 2), volume, volume / total, p.confidence)
-        out.append(_Found(float(grid.px[p.index]), zone))
+        a = max(lo[t], real_lo)
+        b = min(hi[t], real_hi)
+        volume = 0.0
+        for u in range(a, b + 1):
+            volume += v[u]
+        peak = (first + i) * size
+        rows[m, _LOW] = (first + a) * size
+        rows[m, _HIGH] = (first + b) * size + size
+        rows[m, _PRICE] = peak + size / 2
+        rows[m, _VOLUME] = volume
+        rows[m, _STRENGTH] = volume / share
+        rows[m, _CONF] = conf[t]
+        rows[m, _PEAK] = peak
+        m += 1
+    return rows[:m]
+
+
+@njit(cache=True)
+def _below(rows, mid):  # type: ignore[no-untyped-def]
+    """The zones as support (strictly below the mid), clipped at the mid; others are dropped."""
+    out = np.empty_like(rows)
+    m = 0
+    for r in range(rows.shape[0]):
+        peak = rows[r, _PEAK]
+        if not peak < mid:
+            continue
+        low = rows[r, _LOW]
+        high = min(rows[r, _HIGH], mid)
+        price = rows[r, _PRICE] if rows[r, _PRICE] < mid else (peak + mid) / 2
+        if not (low <= price < mid and low < high):
+            continue
+        out[m] = rows[r]
+        out[m, _HIGH] = high
+        out[m, _PRICE] = price
+        m += 1
+    return out[:m]
+
+
+@njit(cache=True)
+def _above(rows, mid, size):  # type: ignore[no-untyped-def]
+    """The zones as resistance (strictly above the mid), clipped at the mid."""
+    out = np.empty_like(rows)
+    m = 0
+    for r in range(rows.shape[0]):
+        top = rows[r, _PEAK] + size
+        if not top > mid:
+            continue
+        high = rows[r, _HIGH]
+        low = max(rows[r, _LOW], mid)
+        price = rows[r, _PRICE] if rows[r, _PRICE] > mid else (mid + top) / 2
+        if not (mid < price <= high and low < high):
+            continue
+        out[m] = rows[r]
+        out[m, _LOW] = low
+        out[m, _PRICE] = price
+        m += 1
+    return out[:m]
+
+
+@njit(cache=True)
+def _rank(rows, limit):  # type: ignore[no-untyped-def]
+    """Strongest first (ties: lower price first, then input order), at most ``limit`` rows.
+
+    An insertion sort: stable, and there are tens of rows, not thousands."""
+    n = rows.shape[0]
+    order = np.arange(n)
+    for i in range(1, n):
+        x = order[i]
+        s, p = rows[x, _STRENGTH], rows[x, _PRICE]
+        j = i
+        while j > 0:
+            y = order[j - 1]
+            if not (s > rows[y, _STRENGTH] or (s == rows[y, _STRENGTH] and p < rows[y, _PRICE])):
+                break
+            order[j] = y
+            j -= 1
+        order[j] = x
+    k = min(n, max(limit, 0))
+    out = np.empty((k, _COLUMNS), dtype=np.float64)
+    for t in range(k):
+        out[t] = rows[order[t]]
     return out
 
 
-def _below(found: _Found, mid: float) -> ZoneOut | None:
-    """The zone as support (strictly below the mid), clipped at the mid; None if it is not below."""
-    z = found.zone
-    if not found.peak_px < mid:
-        return None
-    high = min(z.high, mid)
-    price = z.price if z.price < mid else (found.peak_px + mid) / 2
-    if not (z.low <= price < mid and z.low < high):
-        return None
-    return ZoneOut(z.low, high, price, z.volume, z.strength, z.confidence)
-
-
-def _above(found: _Found, mid: float, size: float) -> ZoneOut | None:
-    """The zone as resistance (strictly above the mid), clipped at the mid."""
-    z = found.zone
-    top = found.peak_px + size
-    if not top > mid:
-        return None
-    low = max(z.low, mid)
-    price = z.price if z.price > mid else (mid + top) / 2
-    if not (mid < price <= z.high and low < z.high):
-        return None
-    return ZoneOut(low, z.high, price, z.volume, z.strength, z.confidence)
-
-
-def _overlaps(a: ZoneOut, b: ZoneOut) -> bool:
-    return a.low < b.high and b.low < a.high
-
-
-def _rank(zones: list[ZoneOut], limit: int) -> list[ZoneOut]:
-    """Strongest first (ties by price, for a stable order), at most ``limit``."""
-    return sorted(zones, key=lambda z: (-z.strength, z.price))[: max(limit, 0)]
-
-
-Sided = list[tuple[float, ZoneOut]]  # (lower edge of the peak bucket, zone on its side of the mid)
-
-
-def _side(book: Sided, trade: Sided, reach: float, limit: int) -> list[ZoneOut]:
+@njit(cache=True)
+def _side(book, trade, reach, limit):  # type: ignore[no-untyped-def]
     """Book zones, plus trade zones that neither overlap a book zone nor resonate with one
     (peaks within ``reach``): those are one level seen twice, reported once and as a resonance."""
-    extra = [tz for tp, tz in trade if not any(_overlaps(tz, bz) or abs(tp - bp) <= reach for bp, bz in book)]
-    return _rank([bz for _, bz in book] + extra, limit)
+    rows = np.empty((book.shape[0] + trade.shape[0], _COLUMNS), dtype=np.float64)
+    m = book.shape[0]
+    rows[:m] = book
+    for t in range(trade.shape[0]):
+        lone = True
+        for b in range(book.shape[0]):
+            overlap = trade[t, _LOW] < book[b, _HIGH] and book[b, _LOW] < trade[t, _HIGH]
+            if overlap or abs(trade[t, _PEAK] - book[b, _PEAK]) <= reach:
+                lone = False
+                break
+        if lone:
+            rows[m] = trade[t]
+            m += 1
+    return _rank(rows[:m], limit)
 
 
-def _resonance(book: list[_Found], trade: list[_Found], reach: float, limit: int) -> list[ZoneOut]:
-    """Book peaks with a trade peak within ``reach`` (price units); each book peak takes the nearest.
+@njit(cache=True)
+def _resonance(book, trade, reach, limit):  # type: ignore[no-untyped-def]
+    """Book peaks with a trade peak within ``reach`` (price units); each book peak takes the
+    nearest (the first of equally near ones).
 
     The zone spans both; its volume adds resting and traded base quantity; its strength is the
     mean of the two shares; its confidence treats the two as independent evidence,
     ``1 - (1 - c_book)(1 - c_trade)``.
     """
-    out = []
-    if not trade:
-        return out
-    tpx = np.array([t.peak_px for t in trade])
-    for b in book:
-        j = int(np.argmin(np.abs(tpx - b.peak_px)))
-        if abs(tpx[j] - b.peak_px) > reach:
+    out = np.empty((book.shape[0], _COLUMNS), dtype=np.float64)
+    m = 0
+    for b in range(book.shape[0] if trade.shape[0] else 0):
+        bp = book[b, _PEAK]
+        j = 0
+        best = abs(trade[0, _PEAK] - bp)
+        for t in range(1, trade.shape[0]):
+            d = abs(trade[t, _PEAK] - bp)
+            if d < best:
+                best, j = d, t
+        if best > reach:
             continue
-        bz, tz = b.zone, trade[j].zone
-        out.append(
-            ZoneOut(
-                min(bz.low, tz.low),
-                max(bz.high, tz.high),
-                (bz.price + tz.price) / 2,
-                bz.volume + tz.volume,
-                (bz.strength + tz.strength) / 2,
-                1 - (1 - bz.confidence) * (1 - tz.confidence),
-            )
-        )
-    return _rank(out, limit)
+        out[m, _LOW] = min(book[b, _LOW], trade[j, _LOW])
+        out[m, _HIGH] = max(book[b, _HIGH], trade[j, _HIGH])
+        out[m, _PRICE] = (book[b, _PRICE] + trade[j, _PRICE]) / 2
+        out[m, _VOLUME] = book[b, _VOLUME] + trade[j, _VOLUME]
+        out[m, _STRENGTH] = (book[b, _STRENGTH] + trade[j, _STRENGTH]) / 2
+        out[m, _CONF] = 1 - (1 - book[b, _CONF]) * (1 - trade[j, _CONF])
+        out[m, _PEAK] = bp
+        m += 1
+    return _rank(out[:m], limit)
 
 
-def _levels(grid: _Grid, size: float, p: PeakParams) -> tuple[float, float, float, list[float], list[float]]:
-    """POC, VAL, VAH, HVN and LVN prices of one (unpadded) dense profile."""
-    poc = point_of_control(grid.px, grid.vol)
-    lo, hi = value_area(grid.vol, poc, p.value_area_fraction, p.two_rows)
-    hvn, lvn = volume_nodes(grid.vol, p.node_z)
-    return (
-        float(grid.px[poc]),
-        float(grid.px[lo]),
-        float(grid.px[hi] + size),
-        grid.px[hvn].tolist(),
-        grid.px[lvn].tolist(),
-    )
+@njit(cache=True)
+def _zones(bids, asks, trades, mid, size, reach, limit):  # type: ignore[no-untyped-def]
+    """(support, resistance, resonance) rows from each profile's zone rows."""
+    none = np.empty((0, _COLUMNS), dtype=np.float64)
+    support = resistance = none
+    if math.isfinite(mid):
+        support = _side(_below(bids, mid), _below(trades, mid), reach, limit)
+        resistance = _side(_above(asks, mid, size), _above(trades, mid, size), reach, limit)
+    book = np.concatenate((bids, asks))
+    return support, resistance, _resonance(book, trades, reach, limit)
+
+
+# --- the shell over the kernels -------------------------------------------------------------------
+
+
+def _readonly(a: np.ndarray | None) -> np.ndarray:
+    """A read-only, contiguous float64 view (a copy only when needed).
+
+    Why read-only: numba compiles one specialisation per argument type, and read-only is a type;
+    the service's inputs are read-only views of message bytes, so making every caller's arrays
+    read-only means the one specialisation warmed at import serves all, and no message pays JIT.
+    """
+    out = np.ascontiguousarray(np.empty(0) if a is None else a, dtype=np.float64).ravel()
+    if out.flags.writeable:
+        out = out.view()
+        out.flags.writeable = False
+    return out
+
+
+def _pair(px: np.ndarray | None, vol: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    if px is None or vol is None:
+        px = vol = None
+    p, v = _readonly(px), _readonly(vol)
+    if p.size != v.size:
+        raise ValueError(f"prices and volumes differ in length ({p.size} != {v.size})")
+    return p, v
+
+
+_NONE = _readonly(np.empty(0))
+
+
+def _profile_grid(
+    sources: tuple[np.ndarray, ...], size: float, mid: float, p: PeakParams, pads: tuple[bool, bool],
+    weighted: bool,
+) -> _Grid:
+    """The grid of one profile, ``sources`` = (prices, volumes) or (prices, volumes, prices 2,
+    volumes 2)."""
+    px, vol, px2, vol2 = sources if len(sources) == 4 else (*sources, _NONE, _NONE)
+    anchor = mid if math.isfinite(mid) else math.nan
+    cap = max(p.max_buckets, 1)
+    scale = p.weight_scale if weighted else 0.0
+    return _Grid(*_grid(px, vol, px2, vol2, size, anchor, cap, pads[0], pads[1], mid, scale))
+
+
+def _zone_rows_of(grid: _Grid, size: float, p: PeakParams) -> np.ndarray:
+    """Detect on one grid; the peaks as zone rows."""
+    if grid.vol.size == 0:
+        return np.empty((0, _COLUMNS))
+    idx, _, lo, hi, conf = detect_arrays(grid.vol, grid.weights, p.kernel)
+    return _zone_rows(grid.first, size, grid.vol, grid.real_lo, grid.real_hi, grid.total, idx, lo, hi, conf)
+
+
+def _as_zones(rows: np.ndarray) -> list[ZoneOut]:
+    new = tuple.__new__
+    return [new(ZoneOut, r[:_PEAK]) for r in rows.tolist()]
+
+
+def _levels(grid: _Grid, size: float, p: PeakParams) -> tuple[list[float], list[float], list[float]]:
+    """([POC, VAL, VAH], HVN, LVN) prices of a grid's real (unpadded) rows."""
+    lo, hi = grid.real_lo, grid.real_hi
+    px = (grid.first + np.arange(lo, hi + 1)) * size
+    vol = grid.vol[lo : hi + 1]
+    poc, val, vah, hvn, lvn = profile_levels(px, vol, p.value_area_fraction, p.two_rows, p.node_z)
+    return [float(px[poc]), float(px[val]), float(px[vah] + size)], px[hvn].tolist(), px[lvn].tolist()
 
 
 def analyse(
@@ -266,77 +455,72 @@ def analyse(
     the data give empty lists (and POC/value area at the mid when there is no volume at all).
     Mismatched price/volume lengths are a caller bug and raise ``ValueError``.
     """
-    p = params or PeakParams()
-    size = float(bucket_size)
-    mid = float(mid)
-    bpx, bq = _clean(bid_px, bid_qty)
-    apx, aq = _clean(ask_px, ask_qty)
-    tpx, tv = _clean(trade_px, trade_vol)
+    p = params or _DEFAULT
+    size, mid = float(bucket_size), float(mid)
+    bpx, bq = _pair(bid_px, bid_qty)
+    apx, aq = _pair(ask_px, ask_qty)
+    tpx, tq = _pair(trade_px, trade_vol)
     fallback = mid if math.isfinite(mid) else 0.0
     if not (math.isfinite(size) and size > 0):
         return Analysis(fallback, fallback, fallback)
 
-    anchor = mid if math.isfinite(mid) else np.nan
-    cap = p.max_buckets
-    bids = _grid(bpx, bq, size, anchor, cap, pad_low=False, pad_high=True)
-    asks = _grid(apx, aq, size, anchor, cap, pad_low=True, pad_high=False)
-    trades = _grid(tpx, tv, size, anchor, cap, pad_low=True, pad_high=True)
+    bids = _profile_grid((bpx, bq), size, mid, p, (False, True), weighted=True)
+    asks = _profile_grid((apx, aq), size, mid, p, (True, False), weighted=True)
+    trades = _profile_grid((tpx, tq), size, mid, p, (True, True), weighted=True)
+    support, resistance, resonance = _zones(
+        _zone_rows_of(bids, size, p), _zone_rows_of(asks, size, p), _zone_rows_of(trades, size, p),
+        mid, size, p.resonance_tolerance * size, p.max_zones,
+    )
 
-    def found(grid: _Grid | None) -> list[_Found]:
-        if grid is None:
-            return []
-        return _zones(grid, size, detect(grid.vol, _weights(grid, size, mid, p.weight_scale), p))
-
-    bid_found, ask_found, trade_found = found(bids), found(asks), found(trades)
-    book_px, book_q = np.concatenate((bpx, apx)), np.concatenate((bq, aq))
-
-    def sided(found: list[_Found], to_side: Callable[[_Found, float], ZoneOut | None]) -> Sided:
-        if not math.isfinite(mid):
-            return []
-        return [(f.peak_px, z) for f in found if (z := to_side(f, mid)) is not None]
-
-    below = _below
-    above = partial(_above, size=size)
-    reach = p.resonance_tolerance * size
-    support = _side(sided(bid_found, below), sided(trade_found, below), reach, p.max_zones)
-    resistance = _side(sided(ask_found, above), sided(trade_found, above), reach, p.max_zones)
-    resonance = _resonance(bid_found + ask_found, trade_found, reach, p.max_zones)
-
-    book = _grid(book_px, book_q, size, anchor, cap, pad_low=False, pad_high=False)
-    primary = trades if trades is not None else book
-    if primary is not None:
-        # the pads of the trade grid are zero rows outside its range: drop them for the levels
-        core = _Grid(
-            primary.px[primary.real_lo : primary.real_hi + 1],
-            primary.vol[primary.real_lo : primary.real_hi + 1],
-            0,
-            primary.real_hi - primary.real_lo,
-            primary.total,
-        )
-        poc, val, vah, hvn, lvn = _levels(core, size, p)
+    book = _profile_grid((bpx, bq, apx, aq), size, mid, p, (False, False), weighted=False)
+    book_px = (book.first + np.arange(book.vol.size)) * size
+    primary = trades if trades.vol.size else book
+    hvn: list[float] = []
+    lvn: list[float] = []
+    if primary.vol.size:
+        (poc, val, vah), hvn, lvn = _levels(primary, size, p)
         poc_levels = [poc]
-        if primary is trades and book is not None:
-            book_poc = float(book.px[point_of_control(book.px, book.vol)])
+        if primary is trades and book.vol.size:
+            book_poc = float(book_px[point_of_control(book_px, book.vol)])
             if book_poc != poc:
                 poc_levels.append(book_poc)
     else:
         poc = val = vah = fallback
-        hvn, lvn, poc_levels = [], [], []
+        poc_levels = []
 
-    gaps = vacuums(book_px, book_q, size, known_low, known_high, p.vacuum_alpha, p.vacuum_min_run)
+    # the book's grid is its levels bucket by bucket, sorted, zeros where none: what vacuums need,
+    # unless the cap left some out (then the levels themselves, which cost a sort)
+    gap_px, gap_q = (_readonly(book_px), _readonly(book.vol)) if book.whole else (
+        _readonly(np.concatenate((bpx, apx))), _readonly(np.concatenate((bq, aq))))
+    gaps = vacuum_bands(gap_px, gap_q, size, float(known_low), float(known_high), float(p.vacuum_alpha),
+                        int(p.vacuum_min_run))
+    gap_list = [(a, b) for a, b in gaps.tolist()]
+    support_z, resistance_z, resonance_z = _as_zones(support), _as_zones(resistance), _as_zones(resonance)
     return Analysis(
         poc=poc,
         value_area_low=val,
         value_area_high=vah,
-        support=support,
-        resistance=resistance,
+        support=support_z,
+        resistance=resistance_z,
         high_volume_nodes=hvn,
         low_volume_nodes=lvn,
-        vacuums=gaps,
-        resonance=resonance,
-        support_levels=[z.price for z in support],
-        resistance_levels=[z.price for z in resistance],
+        vacuums=gap_list,
+        resonance=resonance_z,
+        support_levels=[z.price for z in support_z],
+        resistance_levels=[z.price for z in resistance_z],
         poc_levels=poc_levels,
-        liquidity_vacuum_zones=list(gaps),
-        resonance_zones=[(z.low, z.high) for z in resonance],
+        liquidity_vacuum_zones=list(gap_list),
+        resonance_zones=[(z.low, z.high) for z in resonance_z],
     )
+
+
+def _warm() -> None:
+    """Compile (or load from the on-disk cache) every kernel with the types :func:`analyse` uses."""
+    px = np.arange(90.0, 110.0)
+    vol = np.ones(px.size)
+    vol[5] = vol[15] = 9.0
+    analyse(px[:10], vol[:10], px[10:], vol[10:], 1.0, 100.0, 90.0, 110.0, px, vol)
+    analyse(px[:10], vol[:10], px[10:], vol[10:], 1.0, 100.0, 90.0, 110.0)
+
+
+_warm()
