@@ -1,11 +1,14 @@
 """The rolling profile counts every trade once, in any batch order, and keeps each window exact."""
 
+import msgspec
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from depthflow.aggregator.bucketing import bucket_keys
-from depthflow.aggregator.profile import NS_PER_MIN, IdIntervals, RollingProfile
+from depthflow.aggregator.profile import FORMAT_VERSION, NS_PER_MIN, IdIntervals, RollingProfile
+from depthflow.common.checkpoint import IncompatibleState
 
 
 def batch(first, n, minute=0, px=100.5, sell=0.0):
@@ -135,3 +138,112 @@ def test_id_intervals_behave_like_a_set(groups):
     assert np.all(iv.starts[1:] > iv.ends[:-1] + 1)
     probe = np.arange(-1, 302)
     assert iv.contains(probe).tolist() == [x in seen for x in probe.tolist()]
+
+
+def readonly(a):
+    """``a`` as the handlers pass it: a read-only ``np.frombuffer`` view."""
+    return np.frombuffer(np.ascontiguousarray(a).tobytes(), dtype=a.dtype)
+
+
+@st.composite
+def deliveries(draw):
+    """A trade stream cut into batches and delivered roughly in order: minutes advance by 0, 1,
+    across window edges and by long gaps; some batches come late (merged into held minutes or
+    dropped), some twice, some as read-only views; the profile is checkpointed once midway."""
+    n = draw(st.integers(1, 60))
+    steps = st.sampled_from([0, 0, 0, 1, 1, 2, 59, 60, 61, 239, 240, 241, 1439, 1441, 3000])
+    minute = np.cumsum(draw(st.lists(steps, min_size=n, max_size=n)))
+    # mostly around 100, some far apart: a batch then spans a grid too wide for the counting sort
+    price = st.one_of(st.floats(90, 110), st.floats(90, 110), st.floats(1, 20_000))
+    px = np.array(draw(st.lists(price, min_size=n, max_size=n)))
+    qty = np.array(draw(st.lists(st.floats(0.01, 5), min_size=n, max_size=n)))
+    sell = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), float)
+    cuts = sorted(draw(st.lists(st.integers(1, n), max_size=12)))
+    chunks = [c for c in np.split(np.arange(n), cuts) if c.size]
+    rnd = draw(st.randoms(use_true_random=False))
+    for i in range(len(chunks) - 1):
+        if rnd.random() < 0.3:
+            chunks[i], chunks[i + 1] = chunks[i + 1], chunks[i]
+    for _ in range(rnd.randrange(3)):
+        chunks.insert(rnd.randrange(len(chunks) + 1), rnd.choice(chunks))
+    views = [rnd.random() < 0.3 for _ in chunks]
+    window_min = draw(st.sampled_from([3, 61, 300, 1500, 2880]))
+    checkpoint_at = draw(st.integers(0, len(chunks)))
+    return minute, px, qty, sell, chunks, views, window_min, checkpoint_at
+
+
+@settings(max_examples=150, deadline=None)
+@given(deliveries())
+def test_every_window_equals_a_direct_sum_after_every_batch(case):
+    """After each batch, every window holds exactly the applied trades of its minutes."""
+    minute, px, qty, sell, chunks, views, window_min, checkpoint_at = case
+    ids = np.arange(1, minute.size + 1)
+    ts = minute * NS_PER_MIN + 1_000_000
+    p = RollingProfile(1.0, window_min=window_min)
+    applied: set[int] = set()
+    newest, late, duplicates = -1, 0, 0
+    for step, (c, view) in enumerate(zip(chunks, views, strict=True)):
+        if step == checkpoint_at:
+            p = RollingProfile.from_bytes(p.to_bytes())
+        batch = [a[c] for a in (ids, px, qty, ts, sell)]
+        got = p.add(*(map(readonly, batch) if view else batch))
+        fresh = [j for j in c if j + 1 not in applied]
+        newest = max([newest, *(int(minute[j]) for j in fresh)])
+        kept = [j for j in fresh if minute[j] > newest - window_min]
+        applied |= {j + 1 for j in kept}
+        late += len(fresh) - len(kept)
+        duplicates += c.size - len(fresh)
+        assert got == len(kept)
+        assert (p.late, p.duplicates) == (late, duplicates)
+        for w in p.windows:
+            inside = [j for j in sorted(applied) if minute[j - 1] > newest - w]
+            want: dict[int, list[float]] = {}
+            for j in inside:
+                k = int(bucket_keys(px[j - 1 : j], 1.0)[0])
+                want.setdefault(k, [0.0, 0.0])[int(sell[j - 1])] += qty[j - 1]
+            got_px, got_buy, got_sell = p.arrays(w)
+            assert got_px.tolist() == [float(k) for k in sorted(want)]
+            assert np.allclose(got_buy, [want[k][0] for k in sorted(want)], rtol=0, atol=1e-9)
+            assert np.allclose(got_sell, [want[k][1] for k in sorted(want)], rtol=0, atol=1e-9)
+            if w == window_min:
+                assert p.trades_in_window == len(inside)
+    assert p.last_trade_id == max(applied, default=-1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(1, 10**7), min_size=1, max_size=50),
+    st.sampled_from([(0.01, 100), (0.005, 1000), (0.5, 10), (1.0, 1)]),
+)
+def test_buckets_follow_the_bucketing_edge_rule(ticks, size_and_scale):
+    """Prices on and between bucket edges land where ``bucket_keys`` puts them."""
+    size, scale = size_and_scale
+    px = np.array([t / scale for t in ticks])  # decimal prices, many exactly on an edge
+    p = RollingProfile(size)
+    p.add(np.arange(px.size), px, np.ones(px.size), np.zeros(px.size, np.int64), np.zeros(px.size))
+    assert p.arrays()[0].tolist() == (np.unique(bucket_keys(px, size)) * size).tolist()
+
+
+def test_a_checkpoint_restores_the_whole_state():
+    p = RollingProfile(0.5, window_min=300)
+    p.add(*batch(1, 5, minute=100, px=100.2))
+    p.add(*batch(6, 3, minute=340, px=101.7, sell=1.0))
+    p.add(*batch(20, 2, minute=30))  # late
+    p.add(*batch(1, 2, minute=100))  # duplicates
+    q = RollingProfile.from_bytes(p.to_bytes())
+    for r in (p, q):
+        r.add(*batch(30, 4, minute=420, px=99.9))  # minute 100 leaves every window
+    for w in p.windows:
+        assert [x.tolist() for x in q.arrays(w)] == [x.tolist() for x in p.arrays(w)]
+    assert (q.late, q.duplicates, q.last_trade_id, q.trades_in_window) == (2, 2, 33, 7)
+
+
+def test_a_checkpoint_of_another_format_version_is_refused():
+    blob = msgspec.msgpack.decode(RollingProfile(1.0).to_bytes())
+    newer = FORMAT_VERSION + 1
+    blob["version"] = newer
+    with pytest.raises(IncompatibleState, match=f"format version {newer}.*reads version {FORMAT_VERSION}"):
+        RollingProfile.from_bytes(msgspec.msgpack.encode(blob))
+    del blob["version"]  # the first format had no version field
+    with pytest.raises(IncompatibleState, match=f"format version 1.*reads version {FORMAT_VERSION}"):
+        RollingProfile.from_bytes(msgspec.msgpack.encode(blob))

@@ -16,6 +16,15 @@ import msgspec
 import redis.asyncio as aioredis
 
 
+class IncompatibleState(ValueError):
+    """A saved state in a format this build does not read (an upgrade changed it).
+
+    ``load_state`` raises it; the runtime then treats the symbol as never checkpointed and
+    rebuilds its state by replaying the stream from its first retained message. Anything else a
+    ``load_state`` raises stops start-up: a state that should be readable and is not is a fault.
+    """
+
+
 class Checkpointed(Protocol):
     """What a handler object offers to be checkpointed."""
 

@@ -30,7 +30,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from depthflow.common.bus import Bus
-from depthflow.common.checkpoint import Checkpointed, CheckpointStore
+from depthflow.common.checkpoint import Checkpointed, CheckpointStore, IncompatibleState
 from depthflow.common.codec import Decoder, InvalidMessage
 from depthflow.common.config import RuntimeConfig
 from depthflow.common.subjects import Subjects, subject_matches
@@ -326,7 +326,12 @@ class Service:
         ck = inp.checkpointing
         saved = await self._checkpoints.load(inp.stream)
         for symbol, (seq, blob) in saved.items():
-            ck.target.load_state(symbol, blob)
+            try:
+                ck.target.load_state(symbol, blob)
+            except IncompatibleState as e:
+                log.warning("checkpoint in another format: rebuilding from the stream",
+                            extra={"stream": inp.stream, "symbol": symbol, "reason": str(e)})
+                continue
             ck.restored[symbol] = seq
         stream = self.bus.subjects.stream(inp.stream)
         try:
