@@ -534,38 +534,17 @@ def _prominent_candidates(ys: np.ndarray, half: int, cut: float) -> np.ndarray:
 
 
 @njit(cache=True, fastmath=_FAST)
-def _sqrt_and_moments(v: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """``sqrt(v)``, and the (weighted) mean and standard deviation of ``v``, in one pass.
+def _sqrt(v: np.ndarray) -> np.ndarray:
+    """``sqrt(v)``, rooted in single precision.
 
-    Why single precision for the root: the detector compares prominences with a few noise units,
-    for which 7 significant digits are ample, and the float32 root is ~2.5x cheaper (it was a sixth
-    of the detector's time). The moments ride along for free; sums are of ``v - v[0]``, which
-    keeps the one-pass variance from cancelling when the mean dwarfs the spread.
+    Why single precision: the detector compares prominences with a few noise units, for which 7
+    significant digits are ample, and the float32 root is ~2.5x cheaper (it was a sixth of the
+    detector's time).
     """
-    n = v.size
-    y = np.empty(n, dtype=np.float64)
-    shift = v[0] if n else 0.0
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    if w.size == n:
-        for i in range(n):
-            y[i] = np.float64(np.sqrt(np.float32(v[i])))
-            d = v[i] - shift
-            s0 += w[i]
-            s1 += w[i] * d
-            s2 += w[i] * d * d
-    else:
-        s0 = float(n)
-        for i in range(n):
-            y[i] = np.float64(np.sqrt(np.float32(v[i])))
-            d = v[i] - shift
-            s1 += d
-            s2 += d * d
-    if s0 <= 0.0:
-        return y, 0.0, 0.0
-    m1 = s1 / s0
-    return y, shift + m1, math.sqrt(max(s2 / s0 - m1 * m1, 0.0))
+    y = np.empty(v.size, dtype=np.float64)
+    for i in range(v.size):
+        y[i] = np.float64(np.sqrt(np.float32(v[i])))
+    return y
 
 
 @njit(cache=True)
@@ -578,7 +557,8 @@ def _combined_kernel(v, w, smooth, prominence_z, window, min_volume, z_min):  # 
     prominence needs both sides).
     """
     n = v.size
-    y, mu, sd = _sqrt_and_moments(v, w)
+    y = _sqrt(v)
+    mu, sd = _weighted_moments(v, w)
     sigma = _noise_scale(y)
     ys = _smooth(y, smooth)
     half = max(window // 2, 1)
