@@ -291,6 +291,13 @@ def same(a: object, b: object) -> bool:
     (np.array([50.0, 51.0, 94.0]), np.array([0.0, 1.0, 1.0])),
     41.02169223669082, 0.5, "combined", False, 20_000,
 )
+# the only volume lies ~720 weight lengths beyond the nearest bucket: its weight is set to 0
+@example(
+    (np.empty(0), np.empty(0)),
+    (np.empty(0), np.empty(0)),
+    (np.array([50.0, 51.0, 52.0, 94.0]), np.array([0.0, 0.0, 0.0, 1.0])),
+    25.0, 2.0, "combined", False, 20_000,
+)
 def test_the_kernels_agree_with_the_object_by_object_reference(
     bids, asks, trades, mid, size, method, two_rows, max_buckets
 ):

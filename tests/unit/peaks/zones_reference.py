@@ -89,7 +89,9 @@ def _weights(grid: _Grid, size: float, mid: float, scale: float) -> np.ndarray |
     if not (scale > 0 and mid > 0 and math.isfinite(length) and length > 1e-12 * size):
         return None
     distance = np.abs(grid.px + size / 2 - mid)
-    return np.exp(-(distance - distance.min()) / length)
+    w = np.exp(-(distance - distance.min()) / length)
+    w[w < 1e-300] = 0.0  # as the kernel: nothing next to the weight 1 of the nearest bucket
+    return w
 
 
 def _zones(grid: _Grid, size: float, peaks: list[Peak]) -> list[_Found]:

@@ -197,13 +197,15 @@ def _decay(first, n, size, mid, length):  # type: ignore[no-untyped-def]
     if up < n:
         x = math.exp(-(d_up - nearest) / length)
         for i in range(up, n):
+            x = x if x >= 1e-300 else 0.0
             w[i] = x
-            x = x * step if x > 1e-300 else 0.0
+            x *= step
     if up > 0:
         x = math.exp(-(d_down - nearest) / length)
         for i in range(up - 1, -1, -1):
+            x = x if x >= 1e-300 else 0.0
             w[i] = x
-            x = x * step if x > 1e-300 else 0.0
+            x *= step
     return w
 
 
