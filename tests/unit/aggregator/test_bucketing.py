@@ -225,6 +225,60 @@ def test_edges_are_the_nearest_doubles_to_the_decimal_edges(size, price, edge):
     assert bucket_side(np.array([price]), np.array([1.0]), size).px.tolist() == [edge]
 
 
+def run_lengths(shape: str, n: int, rng: np.random.Generator) -> list[int]:
+    """Levels per bucket, in price order, for ``n`` levels: shapes that put bucket starts on,
+    near and far from the quarters of the book, where the kernel splits it into streams."""
+    if shape == "one_bucket":
+        return [n]
+    if shape == "each_its_own":
+        return [1] * n
+    if shape == "wide_middle":  # one bucket spans most of the book, across three quarters
+        edge = max(n // 10, 1)
+        return [r for r in (edge, n - 2 * edge, edge) if r > 0] if n > 2 else [n]
+    runs: list[int] = []
+    while sum(runs) < n:
+        runs.append(min(int(rng.geometric(1 / 21)), n - sum(runs)))
+    return runs
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 1000, 5003])
+@pytest.mark.parametrize("shape", ["one_bucket", "each_its_own", "wide_middle", "random"])
+def test_bucket_sums_are_the_level_by_level_sums_in_price_order(shape, n):
+    # the kernel sums a book in several streams; each bucket must still be summed by one of them,
+    # level by level in ascending price order, exactly as this loop does, however the book splits
+    rng = np.random.default_rng(n)
+    runs = run_lengths(shape, n, rng)
+    px = np.concatenate([k + np.sort(rng.uniform(0.0, 0.9, r)) for k, r in enumerate(runs)])
+    px = np.round(px + 1000.0, 2)  # sorted (ties possible), 1-unit buckets from 1000.0 up
+    qty = rng.lognormal(-1.5, 1.0, px.size)
+    want: dict[float, float] = {}
+    for p, q in zip(px.tolist(), qty.tolist(), strict=True):
+        want[math.floor(p)] = want.get(math.floor(p), 0.0) + q
+    volume_out = 0.0
+    for total in want.values():
+        volume_out += total
+    for book in ((px, qty), (px[::-1].copy(), qty[::-1].copy())):
+        out = bucket_side(*book, 1.0)
+        assert out.px.tolist() == list(want)
+        assert out.qty.tolist() == list(want.values())  # bit for bit
+        assert out.volume_out == volume_out
+        assert out.volume_in == pytest.approx(math.fsum(qty), rel=1e-12)
+        assert out[4:] == (px.size, len(want), px.size / len(want), px[0], px[-1])
+
+
+def test_unsorted_books_are_sorted_stably_first():
+    # levels of equal price keep their input order, and the order shows: 1e16 + 1 rounds to 1e16
+    px = np.array([2.5, 1.5, 2.5, 1.25, 2.5])
+    qty = np.array([1e16, 1.0, 1.0, 3.0, 1.0])
+    out = bucket_side(px, qty, 1.0)
+    assert out.px.tolist() == [1.0, 2.0]
+    assert out.qty.tolist() == [3.0 + 1.0, (1e16 + 1.0) + 1.0]
+    assert (1e16 + 1.0) + 1.0 != (1.0 + 1.0) + 1e16
+    qty[4] = -1.0
+    with pytest.raises(ValueError, match=r"quantity at level 4 "):
+        bucket_side(px, qty, 1.0)
+
+
 def test_descending_bids_bucket_like_ascending():
     px = np.array([100.9, 100.2, 99.7, 99.1, 98.0])
     qty = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
