@@ -383,9 +383,27 @@ def test_volume_nodes_are_the_tops_of_humps_and_the_bottom_of_the_trough():
     x = np.arange(100, dtype=float)
     vol = 10 + 50 * np.exp(-0.5 * ((x - 25) / 5) ** 2) + 40 * np.exp(-0.5 * ((x - 70) / 6) ** 2)
     vol[45:50] = [3.0, 2.0, 1.0, 2.0, 3.0]  # a thin band between the humps
-    hvn, lvn = volume_nodes(vol, z=1.0)
+    hvn, lvn = volume_nodes(vol)
     assert hvn.tolist() == [25, 70]
     assert lvn.tolist() == [47]
+
+
+@pytest.mark.parametrize("base", [5.0, 40.0, 400.0])
+def test_volume_nodes_of_a_noisy_profile_are_its_humps_and_troughs_not_its_wiggles(base):
+    # traded volume is Poisson around its shape: every few buckets a local extremum of noise,
+    # which the threshold form reported as nodes by the hundred
+    rng = np.random.default_rng(5)
+    x = np.arange(2400, dtype=float)
+    humps = (300, 900, 1500, 2100)
+    shape = base + sum(10 * base * np.exp(-0.5 * ((x - c) / 40) ** 2) for c in humps)
+    hvn, lvn = volume_nodes(rng.poisson(shape).astype(float))
+    assert len(hvn) == len(humps)
+    assert all(abs(h - c) <= 15 for h, c in zip(hvn, humps, strict=True))
+    troughs = (600, 1200, 1800)  # half-way between humps, in a flat low ~360 buckets wide
+    assert len(lvn) == len(troughs)
+    assert all(abs(t - c) <= 180 for t, c in zip(lvn, troughs, strict=True))
+    flat_hvn, flat_lvn = volume_nodes(rng.poisson(np.full(2400, base)).astype(float))
+    assert flat_hvn.size == flat_lvn.size == 0
 
 
 def test_volume_nodes_of_a_flat_profile_are_empty():

@@ -186,7 +186,7 @@ def _levels(grid: _Grid, size: float, p: PeakParams) -> tuple[float, float, floa
     """POC, VAL, VAH, HVN and LVN prices of one (unpadded) dense profile."""
     poc = point_of_control(grid.px, grid.vol)
     lo, hi = value_area(grid.vol, poc, p.value_area_fraction, p.two_rows)
-    hvn, lvn = volume_nodes(grid.vol, p.node_z)
+    hvn, lvn = volume_nodes(grid.vol, p.smooth, p.node_prominence_z, p.node_window)
     return (
         float(grid.px[poc]),
         float(grid.px[lo]),

@@ -86,7 +86,8 @@ class PeakParams:
     window: int = 41  # combined: prominence window (buckets), like find_peaks(wlen=...)
     value_area_fraction: float = 0.70
     two_rows: bool = True
-    node_z: float = 1.0
+    node_prominence_z: float = 6.0  # volume nodes: minimum prominence in bucket-noise units
+    node_window: int = 201  # volume nodes: prominence window (buckets)
     vacuum_alpha: float = 0.2
     vacuum_min_run: int = 3
     resonance_tolerance: float = 2.0  # in buckets
@@ -547,6 +548,28 @@ def _sqrt(v: np.ndarray) -> np.ndarray:
     return y
 
 
+@njit(cache=True, inline="always")
+def _prominence(ys: np.ndarray, i: int, half: int) -> float:
+    """Prominence of the local maximum ``ys[i]`` within ``half`` buckets either side: SciPy's
+    definition with ``wlen = 2 half + 1`` (walk out until higher signal or the window's edge; the
+    higher of the two sides' minima is the base)."""
+    n = ys.size
+    top = ys[i]
+    j = i - 1
+    lmin = top
+    stop = max(0, i - half)
+    while j >= stop and ys[j] <= top:
+        lmin = min(lmin, ys[j])
+        j -= 1
+    j = i + 1
+    rmin = top
+    stop = min(n - 1, i + half)
+    while j <= stop and ys[j] <= top:
+        rmin = min(rmin, ys[j])
+        j += 1
+    return top - max(lmin, rmin)
+
+
 @njit(cache=True)
 def _combined_kernel(v, w, smooth, prominence_z, window, min_volume, z_min):  # type: ignore[no-untyped-def]
     """Prominence of the smoothed square-root profile, in units of its bucket noise.
@@ -573,19 +596,7 @@ def _combined_kernel(v, w, smooth, prominence_z, window, min_volume, z_min):  # 
     for t in range(m):
         i = cand[t]
         top = ys[i]
-        j = i - 1
-        lmin = top
-        stop = max(0, i - half)
-        while j >= stop and ys[j] <= top:
-            lmin = min(lmin, ys[j])
-            j -= 1
-        j = i + 1
-        rmin = top
-        stop = min(n - 1, i + half)
-        while j <= stop and ys[j] <= top:
-            rmin = min(rmin, ys[j])
-            j += 1
-        prom = top - max(lmin, rmin)
+        prom = _prominence(ys, i, half)
         if prom < cut_abs or prom <= 0.0:
             continue
         # zone: where the smoothed profile stays above half the prominence (peak_widths-like)
@@ -864,40 +875,73 @@ def value_area(vol: np.ndarray, poc: int, fraction: float = 0.70, two_rows: bool
 
 
 @njit(cache=True)
-def _volume_nodes_kernel(v, z, order, lvn_fraction):  # type: ignore[no-untyped-def]
-    none = np.empty(0, dtype=np.int64)
-    n = v.size
-    if n < 3:
-        return none, none
-    mu = v.mean()
-    sd = v.std()
-    if sd <= 0:
-        return none, none
-    hi = _local_maxima(v, order, mu + z * sd)
-    lo = _local_maxima(-v, order, -max(mu - z * sd, lvn_fraction * mu))  # minima: maxima of -v
-    return hi, lo[(lo > 0) & (lo < n - 1)]
-
-
-def volume_nodes(
-    vol: np.ndarray, z: float = 1.0, order: int = 2, lvn_fraction: float = 0.25
-) -> tuple[np.ndarray, np.ndarray]:
-    """(HVN, LVN) indices: the threshold form of domain.md §4 applied to local extrema.
-
-    HVN: a local maximum (within ``order`` buckets) with ``v >= mu + z sigma``. LVN: an interior
-    local minimum with ``v <= max(mu - z sigma, lvn_fraction * mu)``; the fraction-of-mean arm is
-    there because volume is skewed, so ``mu - sigma`` is often below zero and would find nothing.
-    Extrema, not every bucket over the line, so one broad node is one level, not a run of them.
-    """
-    return _volume_nodes_kernel(_f64(vol), float(z), max(int(order), 1), float(lvn_fraction))
+def _prominent_maxima(ys: np.ndarray, half: int, cut: float) -> np.ndarray:
+    """Interior local maxima of ``ys`` whose prominence (window ``2 half + 1``) is at least ``cut``."""
+    cand = _prominent_candidates(ys, half, cut)
+    out = np.empty(cand.size, dtype=np.int64)
+    k = 0
+    for t in range(cand.size):
+        prom = _prominence(ys, cand[t], half)
+        if prom >= cut and prom > 0.0:
+            out[k] = cand[t]
+            k += 1
+    return out[:k]
 
 
 @njit(cache=True)
-def profile_levels(px, v, fraction, two_rows, node_z):  # type: ignore[no-untyped-def]
+def _volume_nodes_kernel(v, smooth, prominence_z, window):  # type: ignore[no-untyped-def]
+    none = np.empty(0, dtype=np.int64)
+    if v.size < 3:
+        return none, none
+    y = _sqrt(v)
+    sigma = _noise_scale(y)
+    if not sigma > 0.0:
+        return none, none
+    ys = _smooth(y, smooth)
+    half = max(window // 2, 1)
+    cut = prominence_z * sigma
+    hvn = _prominent_maxima(ys, half, cut)
+    hvn = hvn[v[hvn] > 0.0]  # between two walls the smoothed top can fall on an empty bucket
+    lvn = np.empty(max(hvn.size - 1, 0), dtype=np.int64)
+    k = 0
+    for t in range(hvn.size - 1):
+        a, b = hvn[t], hvn[t + 1]
+        low = a + 1 + np.argmin(ys[a + 1 : b]) if b > a + 1 else a
+        if min(ys[a], ys[b]) - ys[low] >= cut:
+            lvn[k] = low
+            k += 1
+    return hvn, lvn[:k]
+
+
+def volume_nodes(
+    vol: np.ndarray, smooth: float = 0.7, prominence_z: float = 6.0, window: int = 201
+) -> tuple[np.ndarray, np.ndarray]:
+    """(HVN, LVN) indices: the peak form of domain.md §4. HVN: a hump of the profile standing out
+    by a prominence of ``prominence_z`` bucket-noise units within ``window`` buckets, measured like
+    the combined detector's (square root, light smoothing, noise from first differences). LVN:
+    the lowest bucket between two neighbouring HVNs, when it lies that far below the lower of them
+    ("LVNs mark the edges between HVNs").
+
+    Why the LVN between humps and not any prominent trough: a wide, flat low between two humps
+    has no trough standing out within a window, yet it is exactly the low-volume area a trader
+    wants marked; its lowest bucket is as good a level for it as any.
+
+    Why not the threshold form (``v >= mu + z sigma``, ``v <= mu - z sigma``) at local extrema: on
+    a 48 h trade profile of ~2400 buckets it gave ~100 HVN and ~200 LVN, every noise wiggle above
+    or below a line; a trader reads a handful of humps and the troughs between them. Why a wider
+    window than the detector's: nodes are the profile's structure (tens of buckets), peaks are
+    walls.
+    """
+    return _volume_nodes_kernel(_f64(vol), float(smooth), float(prominence_z), max(int(window), 3))
+
+
+@njit(cache=True)
+def profile_levels(px, v, kp):  # type: ignore[no-untyped-def]
     """Point of control, value area (low, high) and volume nodes of one dense, non-empty profile:
     the kernel form of :func:`point_of_control`, :func:`value_area` and :func:`volume_nodes`."""
     poc = _poc_kernel(px, v)
-    lo, hi = _value_area_kernel(v, poc, fraction, 2 if two_rows else 1)
-    hvn, lvn = _volume_nodes_kernel(v, node_z, 2, 0.25)
+    lo, hi = _value_area_kernel(v, poc, kp.value_area_fraction, 2 if kp.two_rows else 1)
+    hvn, lvn = _volume_nodes_kernel(v, kp.smooth, kp.node_prominence_z, max(int(kp.node_window), 3))
     return poc, lo, hi, hvn, lvn
 
 

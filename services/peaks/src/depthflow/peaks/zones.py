@@ -427,7 +427,7 @@ def _levels(grid: _Grid, size: float, p: PeakParams) -> tuple[list[float], list[
     lo, hi = grid.real_lo, grid.real_hi
     px = (grid.first + np.arange(lo, hi + 1)) * size
     vol = grid.vol[lo : hi + 1]
-    poc, val, vah, hvn, lvn = profile_levels(px, vol, p.value_area_fraction, p.two_rows, p.node_z)
+    poc, val, vah, hvn, lvn = profile_levels(px, vol, p.kernel)
     return [float(px[poc]), float(px[val]), float(px[vah] + size)], px[hvn].tolist(), px[lvn].tolist()
 
 
