@@ -254,6 +254,9 @@ def test_zones_are_on_their_side_and_inside_the_data(bids, asks, trades, mid, si
         assert z.volume >= 0
     assert len(out.support) <= params.max_zones
     assert len(out.resistance) <= params.max_zones
+    for zones in (out.support, out.resistance, out.resonance):  # one level, one zone
+        for i, z in enumerate(zones):
+            assert all(z.high <= y.low or y.high <= z.low for y in zones[:i])
     for a, b in out.vacuums:
         assert known_low <= a < b <= known_high
     if (tq > 0).any() or (bq > 0).any() or (aq > 0).any():

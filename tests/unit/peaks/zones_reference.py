@@ -139,8 +139,15 @@ def _overlaps(a: ZoneOut, b: ZoneOut) -> bool:
 
 
 def _rank(zones: list[ZoneOut], limit: int) -> list[ZoneOut]:
-    """Strongest first (ties by price, for a stable order), at most ``limit``."""
-    return sorted(zones, key=lambda z: (-z.strength, z.price))[: max(limit, 0)]
+    """Strongest first (ties by price, for a stable order), at most ``limit``, none overlapping a
+    stronger one."""
+    kept: list[ZoneOut] = []
+    for z in sorted(zones, key=lambda z: (-z.strength, z.price)):
+        if len(kept) >= limit:
+            break
+        if not any(_overlaps(z, k) for k in kept):
+            kept.append(z)
+    return kept
 
 
 Sided = list[tuple[float, ZoneOut]]  # (lower edge of the peak bucket, zone on its side of the mid)

@@ -280,9 +280,12 @@ def _above(rows, mid, size):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _rank(rows, limit):  # type: ignore[no-untyped-def]
-    """Strongest first (ties: lower price first, then input order), at most ``limit`` rows.
+    """Strongest first (ties: lower price first, then input order), at most ``limit`` rows, each
+    overlapping no stronger one.
 
-    An insertion sort: stable, and there are tens of rows, not thousands."""
+    Why drop overlapping ones: the detectors find a small peak on the flank of a wall as a peak of
+    its own, with a zone inside the wall's; listed apart, one level would take several of the
+    ``limit`` places. An insertion sort: stable, and there are tens of rows, not thousands."""
     n = rows.shape[0]
     order = np.arange(n)
     for i in range(1, n):
@@ -296,11 +299,21 @@ def _rank(rows, limit):  # type: ignore[no-untyped-def]
             order[j] = y
             j -= 1
         order[j] = x
-    k = min(n, max(limit, 0))
-    out = np.empty((k, _COLUMNS), dtype=np.float64)
-    for t in range(k):
-        out[t] = rows[order[t]]
-    return out
+    out = np.empty((min(n, max(limit, 0)), _COLUMNS), dtype=np.float64)
+    k = 0
+    for t in range(n):
+        if k == out.shape[0]:
+            break
+        r = order[t]
+        apart = True
+        for u in range(k):
+            if rows[r, _LOW] < out[u, _HIGH] and out[u, _LOW] < rows[r, _HIGH]:
+                apart = False
+                break
+        if apart:
+            out[k] = rows[r]
+            k += 1
+    return out[:k]
 
 
 @njit(cache=True)
@@ -449,7 +462,8 @@ def analyse(
     * POC, value area and volume nodes come from the trade profile when it has volume, else from
       the book (bids and asks on one grid).
     * Support: bid-side peaks below the mid, plus trade-profile peaks below it that overlap no book
-      zone; resistance likewise from the asks. Strongest first, at most ``params.max_zones``.
+      zone; resistance likewise from the asks. Strongest first, at most ``params.max_zones``, none
+      overlapping a stronger one (likewise the resonance zones).
     * Vacuums: from the book, inside ``[known_low, known_high]`` only.
     * Resonance: a book peak and a trade peak within ``params.resonance_tolerance`` buckets.
 
