@@ -156,9 +156,8 @@ class Peak(NamedTuple):
 
 
 @njit(cache=True)
-def _local_maxima(v: np.ndarray, order: int, floor: float) -> np.ndarray:
-    """Indices of local maxima of at least ``floor``; a plateau counts once, at its middle (left
-    of centre if even).
+def _local_maxima(v: np.ndarray, order: int) -> np.ndarray:
+    """Indices of local maxima; a plateau counts once, at its middle (left of centre if even).
 
     A candidate must rise above the bucket before its plateau and fall after it; the edges of the
     array count as lower than anything (a wall at the first bucket is a peak). With ``order`` > 1
@@ -166,28 +165,25 @@ def _local_maxima(v: np.ndarray, order: int, floor: float) -> np.ndarray:
 
     Why two passes: the first flags "higher than the left, not lower than the right" without a
     data-dependent branch (noise makes such branches unpredictable, which cost more than the
-    arithmetic); only the few flagged buckets are then checked for plateaus and ``order``. The
-    ``floor`` goes into the first pass (a plateau is level, so its middle clears the floor exactly
-    when its first bucket does): a caller that keeps only maxima over a line (volume nodes) then
-    pays the second pass for those alone, not for every ripple of the noise.
+    arithmetic); only the few flagged buckets are then checked for plateaus and ``order``.
     """
     n = v.size
     flags = np.empty(n, dtype=np.int64)
     k = 0
     if n == 1:
         flags[0] = 0
-        k = 1 if v[0] >= floor else 0
+        k = 1
     elif n > 1:
         flags[k] = 0
-        k += (v[0] >= v[1]) & (v[0] >= floor)
+        k += v[0] >= v[1]
         left = v[: n - 2]  # views indexed from 0: no negative-index checks in the loop
         here = v[1 : n - 1]
         right = v[2:]
         for t in range(n - 2):
             flags[k] = t + 1
-            k += (here[t] > left[t]) & (here[t] >= right[t]) & (here[t] >= floor)
+            k += (here[t] > left[t]) & (here[t] >= right[t])
         flags[k] = n - 1
-        k += (v[n - 1] > v[n - 2]) & (v[n - 1] >= floor)
+        k += v[n - 1] > v[n - 2]
     out = np.empty(k, dtype=np.int64)
     m = 0
     for t in range(k):
@@ -293,7 +289,7 @@ def _weighted_moments(v: np.ndarray, w: np.ndarray) -> tuple[float, float]:
 @njit(cache=True)
 def _normal_kernel(v, w, z_min, min_volume, order):  # type: ignore[no-untyped-def]
     mu, sd = _weighted_moments(v, w)
-    cand = _local_maxima(v, order, -np.inf)
+    cand = _local_maxima(v, order)
     score = np.empty(cand.size, dtype=np.float64)
     keep = np.zeros(cand.size, dtype=np.bool_)
     if sd > 0.0:
@@ -307,7 +303,7 @@ def _normal_kernel(v, w, z_min, min_volume, order):  # type: ignore[no-untyped-d
 @njit(cache=True)
 def _ratio_kernel(v, ratio, min_volume, neighbours):  # type: ignore[no-untyped-def]
     n = v.size
-    cand = _local_maxima(v, neighbours, -np.inf)
+    cand = _local_maxima(v, neighbours)
     score = np.empty(cand.size, dtype=np.float64)
     keep = np.zeros(cand.size, dtype=np.bool_)
     for t in range(cand.size):
@@ -338,7 +334,7 @@ def _robust_scale(x: np.ndarray) -> tuple[float, float]:
 @njit(cache=True)
 def _robust_kernel(v, z_min, min_volume, order):  # type: ignore[no-untyped-def]
     med, scale = _robust_scale(v)
-    cand = _local_maxima(v, order, -np.inf)
+    cand = _local_maxima(v, order)
     score = np.empty(cand.size, dtype=np.float64)
     keep = np.zeros(cand.size, dtype=np.bool_)
     if scale > 0.0:
