@@ -99,35 +99,26 @@ def _union(
     """The intervals plus ``ids`` (any order, repeats allowed), touching intervals merged, and
     only the newest ``max_intervals`` kept (the oldest are far older than any window).
 
-    Why one merge pass: the runs of the sorted ids come out sorted by start, as the intervals
-    are, so one walk over both in start order, extending the last interval while the next one
-    starts at most one past its end, gives the sorted, disjoint result. Ids nearly always come
-    ascending, and numba's sort costs ~15 ns an element even then, so it runs only if needed.
+    Why one merge pass: with the ids sorted, each id is an interval ``[id, id]`` and both lists
+    are in start order, so one walk over both in that order, extending the last interval while
+    the next one starts at most one past its end, gives the sorted, disjoint result. Ids nearly
+    always come ascending, and numba's sort costs ~15 ns an element even then, so it runs only if
+    needed.
     """
     u = ids.copy()
     for i in range(1, u.size):
         if u[i] < u[i - 1]:
             u.sort()
             break
-    run_s = np.empty(u.size, np.int64)
-    run_e = np.empty(u.size, np.int64)
-    r = 0
-    for x in u:
-        if r and x <= run_e[r - 1] + 1:
-            run_e[r - 1] = max(run_e[r - 1], x)
-        else:
-            run_s[r] = x
-            run_e[r] = x
-            r += 1
-    out_s = np.empty(starts.size + r, np.int64)
-    out_e = np.empty(starts.size + r, np.int64)
+    out_s = np.empty(starts.size + u.size, np.int64)
+    out_e = np.empty(starts.size + u.size, np.int64)
     i = j = o = 0
-    while i < starts.size or j < r:
-        if j == r or (i < starts.size and starts[i] <= run_s[j]):
+    while i < starts.size or j < u.size:
+        if j == u.size or (i < starts.size and starts[i] <= u[j]):
             s, e = starts[i], ends[i]
             i += 1
         else:
-            s, e = run_s[j], run_e[j]
+            s = e = u[j]
             j += 1
         if o and s <= out_e[o - 1] + 1:
             out_e[o - 1] = max(out_e[o - 1], e)
