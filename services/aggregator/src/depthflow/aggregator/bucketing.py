@@ -428,23 +428,24 @@ def bucket_side(px: np.ndarray, qty: np.ndarray, size: float) -> Buckets:
     (index >= 1e14), and if the lengths differ: bad data is never silently bucketed.
     """
     try:
-        return tuple.__new__(Buckets, _bucket(px, qty, size))  # Buckets(*...) minus ~0.5 us of checks
-    except TypeError:  # not 1-d float64 arrays and a float: convert them below
+        return _bucketed(px, qty, size)
+    except TypeError:  # not 1-d float64 arrays and a float: convert them and retry
         pass
+    px, qty = _f64(px), _f64(qty)
+    if px.ndim != 1 or px.shape != qty.shape:
+        raise ValueError(f"prices and quantities must be 1-d of one length, got {px.shape} and {qty.shape}")
+    return _bucketed(px, qty, float(size))
+
+
+def _bucketed(px: np.ndarray, qty: np.ndarray, size: float) -> Buckets:
+    """One call of the kernel; an unsorted book is sorted and retried, an invalid one explained.
+    ``TypeError`` (arguments of types the kernel is not compiled for) goes to the caller."""
+    try:
+        return tuple.__new__(Buckets, _bucket(px, qty, size))  # Buckets(*...) minus ~0.5 us of checks
     except _Unsorted:
         return _by_price(px, qty, size)
     except ValueError:
         raise ValueError(_problem(px, qty, float(size))) from None
-    px, qty = _f64(px), _f64(qty)
-    if px.ndim != 1 or px.shape != qty.shape:
-        raise ValueError(f"prices and quantities must be 1-d of one length, got {px.shape} and {qty.shape}")
-    size = float(size)
-    try:
-        return tuple.__new__(Buckets, _bucket(px, qty, size))
-    except _Unsorted:
-        return _by_price(px, qty, size)
-    except ValueError:
-        raise ValueError(_problem(px, qty, size)) from None
 
 
 def _by_price(px: np.ndarray, qty: np.ndarray, size: float) -> Buckets:
