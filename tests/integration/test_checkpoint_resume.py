@@ -60,17 +60,13 @@ async def test_aggregator_resumes_exactly_after_restart(stack, bus, how):
     env = {"DEPTHFLOW_AGGREGATOR_CHECKPOINT_INTERVAL_S": "2"}
     first = await stack("aggregator", **env)
     part1, part2 = batches(40, 1, seed=1), batches(30, 10_000, seed=2)
-    subject = bus.subjects.md_trade("binance", SYM)
-    out = bus.subjects.agg_profile("binance", SYM)
-    for b in part1:
-        await bus.js.publish(subject, encode(b))
-    await wait_for(lambda: _count_at_least(bus, out, len(part1)), within_s=30)
+    await publish(bus, part1)
+    await profiles_reach(bus, len(part1))
     os.kill(first.procs[0].pid, how)
     first.procs.clear()
-    for b in part2:  # published while the aggregator is down
-        await bus.js.publish(subject, encode(b))
+    await publish(bus, part2)  # while the aggregator is down
     await stack("aggregator", **env)
-    await wait_for(lambda: _count_at_least(bus, out, len(part1) + len(part2)), within_s=30)
+    await profiles_reach(bus, len(part1) + len(part2))
 
     await assert_profile_is_the_sum_of(bus, part1 + part2)
 
@@ -82,11 +78,8 @@ async def test_a_checkpoint_in_an_older_format_is_rebuilt_from_the_stream(stack,
     env = {"DEPTHFLOW_AGGREGATOR_CHECKPOINT_INTERVAL_S": "2"}
     first = await stack("aggregator", **env)
     part1, part2 = batches(20, 1, seed=3), batches(15, 10_000, seed=4)
-    subject = bus.subjects.md_trade("binance", SYM)
-    out = bus.subjects.agg_profile("binance", SYM)
-    for b in part1:
-        await bus.js.publish(subject, encode(b))
-    await wait_for(lambda: _count_at_least(bus, out, len(part1)), within_s=30)
+    await publish(bus, part1)
+    await profiles_reach(bus, len(part1))
     codes = await asyncio.to_thread(first.stop)  # SIGTERM: drains and saves a checkpoint
     assert codes == {"aggregator": 0}
     r = aioredis.from_url(isolated.urls.redis)
@@ -97,12 +90,24 @@ async def test_a_checkpoint_in_an_older_format_is_rebuilt_from_the_stream(stack,
         entry["state"] = msgspec.msgpack.encode({"bucket_size": 1.0, "window_min": 2880, "base": 0})
         await r.set(key, msgspec.msgpack.encode(entry))
     await r.aclose()
-    for b in part2:
-        await bus.js.publish(subject, encode(b))
+    await publish(bus, part2)
     await stack("aggregator", **env)
-    await wait_for(lambda: _count_at_least(bus, out, len(part1) + len(part2)), within_s=30)
+    await profiles_reach(bus, len(part1) + len(part2))
     await assert_profile_is_the_sum_of(bus, part1 + part2)
 
 
-async def _count_at_least(bus, subject: str, n: int) -> bool:
-    return await subject_count(bus, "AGG", subject) >= n
+async def publish(bus, sent: list[TradeBatch]) -> None:
+    """Publish trade batches on the symbol's ``md.trade`` subject, in order."""
+    subject = bus.subjects.md_trade("binance", SYM)
+    for b in sent:
+        await bus.js.publish(subject, encode(b))
+
+
+async def profiles_reach(bus, n: int) -> None:
+    """Wait until the AGG stream holds at least ``n`` profiles of the symbol."""
+    out = bus.subjects.agg_profile("binance", SYM)
+
+    async def enough() -> bool:
+        return await subject_count(bus, "AGG", out) >= n
+
+    await wait_for(enough, within_s=30)

@@ -216,19 +216,7 @@ def analyse(
     trade_vol: np.ndarray | None = None,
     params: PeakParams | None = None,
 ) -> Analysis:
-    """Analyse one bucketed book (ascending lower edges per side) and the optional trade profile.
-
-    * POC, value area and volume nodes come from the trade profile when it has volume, else from
-      the book (bids and asks on one grid).
-    * Support: bid-side peaks below the mid, plus trade-profile peaks below it that overlap no book
-      zone; resistance likewise from the asks. Strongest first, at most ``params.max_zones``.
-    * Vacuums: from the book, inside ``[known_low, known_high]`` only.
-    * Resonance: a book peak and a trade peak within ``params.resonance_tolerance`` buckets.
-
-    Never raises on content: empty sides, one bucket, flat volumes, zeros, NaNs or a mid outside
-    the data give empty lists (and POC/value area at the mid when there is no volume at all).
-    Mismatched price/volume lengths are a caller bug and raise ``ValueError``.
-    """
+    """``depthflow.peaks.zones.analyse``, object by object; see its docstring for the contract."""
     p = params or PeakParams()
     size = float(bucket_size)
     mid = float(mid)
