@@ -57,6 +57,8 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     fetch_batch: PositiveInt = 64
     ack_wait_s: PositiveFloat = 30.0
     max_deliver: PositiveInt = 5
+    # an input stamped further ahead of this clock than this is a dead letter, never state
+    max_future_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
     otel_endpoint: str = ""
     log_level: Annotated[str, msgspec.Meta(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
 

@@ -69,6 +69,7 @@ class Route:
     pattern: str
     handler: Handler
     kind: str
+    admit: bool = True  # the runtime checks venue, symbol and clock before the handler sees it
 
 
 @dataclass
@@ -125,6 +126,8 @@ class Service:
         self._stopping = asyncio.Event()
         self._checkpoints: CheckpointStore | None = None
         self._ready = False
+        self._ready_checks: list[Callable[[], bool]] = []
+        self._symbols = frozenset(cfg.symbols)
         self._http_port = 0
         setup_logging(name, cfg.log_level)
 
@@ -136,10 +139,17 @@ class Service:
     def stopping(self) -> asyncio.Event:
         return self._stopping
 
-    def consume(self, stream: str, pattern: str, type_: type, handler: Handler, kind: str) -> None:
-        """Route ``type_`` messages arriving on ``pattern`` in ``stream`` to ``handler``."""
+    def consume(
+        self, stream: str, pattern: str, type_: type, handler: Handler, kind: str, admit: bool = True
+    ) -> None:
+        """Route ``type_`` messages arriving on ``pattern`` in ``stream`` to ``handler``.
+
+        With ``admit`` (the default) a message for another venue, an unconfigured symbol or
+        stamped in the future is a dead letter before the handler sees it; a handler that must
+        answer such input itself (risk decides every signal) passes ``admit=False``.
+        """
         inp = self._inputs.setdefault(stream, StreamInput(stream))
-        inp.routes.append(Route(type_, pattern, handler, kind))
+        inp.routes.append(Route(type_, pattern, handler, kind, admit))
         types = tuple(dict.fromkeys(r.type_ for r in inp.routes))
         inp.decoder = Decoder(types[0] if len(types) == 1 else Union[types])  # noqa: UP007
 
@@ -154,6 +164,30 @@ class Service:
     def on_start(self, fn: Callable[[Bus], Awaitable[None]]) -> None:
         """Run ``fn`` once connected and verified, before consuming."""
         self._on_start.append(fn)
+
+    def readiness(self, check: Callable[[], bool]) -> None:
+        """Add a condition of ``/readyz`` (for instance: the ledger is reachable)."""
+        self._ready_checks.append(check)
+
+    def admission_error(self, msg: Any) -> str | None:
+        """Why ``msg`` must not reach a handler of this deployment, or None.
+
+        Values a message can check alone (finite, positive, sorted) are checked when it is
+        decoded (messages.py); these need the deployment: its venue, its symbols and the clock.
+        """
+        venue = getattr(msg, "venue", self.cfg.venue)
+        if venue != self.cfg.venue:
+            return f"venue {venue!r} is not this deployment's venue {self.cfg.venue!r}"
+        symbol = getattr(msg, "symbol", None)
+        if symbol is not None and symbol not in self._symbols:
+            return f"symbol {symbol!r} is not configured (symbols: {sorted(self._symbols)})"
+        bound = time.time_ns() + int(self.cfg.max_future_s * 1e9)
+        for name in ("ts_event", "ts_init", "origin_ts"):
+            ts = getattr(msg, name, 0)
+            if ts > bound:
+                ahead = (ts - bound) / 1e9 + self.cfg.max_future_s
+                return f"{name} is {ahead:.1f}s in the future (bound {self.cfg.max_future_s:g}s)"
+        return None
 
     def on_close(self, fn: Callable[[], Awaitable[None]]) -> None:
         """Run ``fn`` after draining (close pools and clients)."""
@@ -275,6 +309,8 @@ class Service:
                     raise InvalidMessage(
                         f"symbol {msg.symbol!r} does not match subject {m.subject!r}"
                     )
+                if route.admit and (why := self.admission_error(msg)) is not None:
+                    raise InvalidMessage(why)
                 outputs = await route.handler(msg, delivery)
                 for n, out in enumerate(outputs):
                     await self.publish(out, msg_id=f"{self.name}:{stream}:{seq}:{n}")
@@ -389,7 +425,8 @@ class Service:
             return web.Response(text="ok")
 
         async def readyz(_: web.Request) -> web.Response:
-            ok = self._ready and self.bus is not None and self.bus.nc.is_connected
+            ok = (self._ready and self.bus is not None and self.bus.nc.is_connected
+                  and all(check() for check in self._ready_checks))
             return web.Response(status=200 if ok else 503, text="ready" if ok else "not ready")
 
         async def metrics(_: web.Request) -> web.Response:
