@@ -45,6 +45,7 @@ class MarketGenerator:
         depth_span: float = 0.004,
         trade_rate: float = 8.0,
         start_ns: int = 0,
+        first_trade_id: int = 1,
     ) -> None:
         self.rng = np.random.default_rng(seed)
         self.mid = start_price
@@ -54,7 +55,7 @@ class MarketGenerator:
         self.depth_span = depth_span
         self.trade_rate = trade_rate
         self.now_ns = start_ns
-        self.next_trade_id = 1
+        self.next_trade_id = first_trade_id
         self.vol = 0.0002
         self.intensity = trade_rate
         self.drift_memory = 0.0

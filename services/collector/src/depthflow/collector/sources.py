@@ -12,6 +12,7 @@ import zlib
 from pathlib import Path
 
 import msgspec
+from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from opentelemetry.context import Context
 
@@ -21,6 +22,7 @@ from depthflow.collector.publishing import depth_snapshot, trade_batch
 from depthflow.collector.recording import read_frames
 from depthflow.collector.session import MarketSession
 from depthflow.common.bus import Bus
+from depthflow.common.codec import Decoder, InvalidMessage
 from depthflow.common.messages import DepthSnapshot, TradeBatch
 from depthflow.common.runtime import Output, Service
 from depthflow.common.subjects import Subjects
@@ -58,6 +60,32 @@ class Source:
         await self._publish(subject, msg, f"collector:{msg.symbol}:{key}:{self.run_id}")
 
 
+_TRADE_DECODER: Decoder[TradeBatch] = Decoder(TradeBatch)
+
+
+async def first_trade_id(bus: Bus, trade_subject: str, now_ns: int) -> int:
+    """The first trade id a new generator run may use on ``trade_subject``.
+
+    Why: consumers deduplicate trades by id, so a run that started again at 1 would have every
+    trade dropped as already seen and the profile would freeze. A run continues after the last
+    id on the stream, and never starts below the current time in microseconds, so ids still
+    grow when the stream was purged or aged out (a run makes far fewer than 10^6 trades a
+    second, so a later run's epoch is above every id of an earlier one).
+    """
+    epoch = now_ns // 1000
+    try:
+        raw = await bus.js.get_last_msg(bus.subjects.stream("MD"), trade_subject)
+    except NotFoundError:
+        return epoch
+    try:
+        last = _TRADE_DECODER.decode(raw.data or b"").last_trade_id
+    except InvalidMessage:
+        log.warning("last trade batch on the stream is unreadable; ids start at the time epoch",
+                    extra={"subject": trade_subject})
+        return epoch
+    return max(last + 1, epoch)
+
+
 class GeneratorSource(Source):
     """Publish a seeded synthetic market for every configured symbol."""
 
@@ -75,6 +103,8 @@ class GeneratorSource(Source):
         cfg = self.cfg
         venue = cfg.runtime.venue
         inst = self._instrument(symbol)
+        depth_subject = bus.subjects.md_depth(venue, symbol)
+        trade_subject = bus.subjects.md_trade(venue, symbol)
         # per-symbol seed: stable across runs, different between symbols
         gen = MarketGenerator(
             seed=cfg.seed * 1_000_003 + zlib.crc32(symbol.encode()),
@@ -83,9 +113,8 @@ class GeneratorSource(Source):
             levels=cfg.generator_levels,
             depth_span=inst.depth_span,
             start_ns=self.run_id,
+            first_trade_id=await first_trade_id(bus, trade_subject, self.run_id),
         )
-        depth_subject = bus.subjects.md_depth(venue, symbol)
-        trade_subject = bus.subjects.md_trade(venue, symbol)
         steps_per_snapshot = max(1, round(cfg.snapshot_interval_s / cfg.trade_interval_s))
         wall_start = time.monotonic()
         sim_elapsed = 0.0
