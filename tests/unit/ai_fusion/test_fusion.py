@@ -1,12 +1,13 @@
 """Fusion components point the right way and the mode only flips on a real change."""
 
 from depthflow.ai_fusion.fusion import ConfidenceMode, components, weighted_score
+from depthflow.common.messages import TS_FLOOR_NS as TS
 from depthflow.common.messages import Zone, ZonesDetected
 
 
 def zones(**over):
     fields = dict(
-        symbol="X", venue="binance", ts_event=1, ts_init=1, origin_ts=1, mid=100.0,
+        symbol="X", venue="binance", ts_event=TS, ts_init=TS, origin_ts=TS, mid=100.0,
         best_bid=99.9, best_ask=100.1, poc=100.0, value_area_low=99.0, value_area_high=101.0,
         support=[Zone(low=98, high=99, price=98.5, volume=10, strength=0.1, confidence=0.5)],
         resistance=[Zone(low=101, high=102, price=101.5, volume=10, strength=0.1, confidence=0.5)],

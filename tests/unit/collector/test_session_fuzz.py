@@ -10,10 +10,10 @@ from depthflow.collector.recording import Frame
 from depthflow.collector.session import MarketSession
 
 SNAPSHOT = b'{"lastUpdateId":100,"bids":[["10.00","1.0"],["9.99","2.0"]],"asks":[["10.01","1.5"]]}'
-DIFF = (b'{"stream":"xyzusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"XYZUSDT",'
+DIFF = (b'{"stream":"xyzusdt@depth@100ms","data":{"e":"depthUpdate","E":1700000000000,"s":"XYZUSDT",'
         b'"U":101,"u":102,"b":[["10.00","3.0"]],"a":[["10.02","1.0"]]}}')
-TRADE = (b'{"stream":"xyzusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"XYZUSDT","a":5,'
-         b'"p":"10.00","q":"0.5","f":7,"l":7,"T":1,"m":true,"M":true}}')
+TRADE = (b'{"stream":"xyzusdt@aggTrade","data":{"e":"aggTrade","E":1700000000000,"s":"XYZUSDT","a":5,'
+         b'"p":"10.00","q":"0.5","f":7,"l":7,"T":1700000000000,"m":true,"M":true}}')
 
 
 def mutations() -> st.SearchStrategy[bytes]:
@@ -30,11 +30,12 @@ def mutations() -> st.SearchStrategy[bytes]:
 @given(st.lists(mutations(), min_size=1, max_size=20))
 def test_session_survives_any_frames(bad_frames):
     session = MarketSession("binance", {"XYZUSDT"}, depth=10)
-    session.on_frame(Frame(0, "ws", None, DIFF))
-    session.on_frame(Frame(1, "rest_depth", "XYZUSDT", SNAPSHOT))
+    now = 1_700_000_000_000_000_000  # frames and books are stamped after 2017 (TS_FLOOR_NS)
+    session.on_frame(Frame(now, "ws", None, DIFF))
+    session.on_frame(Frame(now + 1, "rest_depth", "XYZUSDT", SNAPSHOT))
     assert session.books["XYZUSDT"].state is BookState.LIVE
     for raw in bad_frames:
-        session.on_frame(Frame(2, "ws", None, raw))  # must never raise
+        session.on_frame(Frame(now + 2, "ws", None, raw))  # must never raise
     handled = session.stats["malformed"] + session.stats["ignored"] + session.stats["other_symbol"] + sum(
         v for k, v in session.stats.items() if k.startswith(("diff_", "trade"))
     )

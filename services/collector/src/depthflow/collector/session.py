@@ -28,10 +28,18 @@ from depthflow.collector.binance.payloads import (
 from depthflow.collector.book import BookState, LocalBook, Outcome
 from depthflow.collector.publishing import TradeArrays, depth_snapshot, trade_batch
 from depthflow.collector.recording import Frame
-from depthflow.common.messages import DepthSnapshot, Message, TradeBatch
+from depthflow.common.messages import TS_FLOOR_NS, DepthSnapshot, Message, TradeBatch
 
 log = logging.getLogger("depthflow.collector.session")
 MS = 1_000_000
+
+
+def _check_time(event: DepthDiff | Trade) -> None:
+    """A frame stamped before any market data existed (``E``/``T`` of 0, seconds for ms) is
+    malformed: the messages it would become refuse such a timestamp (``TS_FLOOR_NS``)."""
+    ms = min(event.event_ms, getattr(event, "trade_ms", event.event_ms))
+    if ms * MS < TS_FLOOR_NS:
+        raise FrameError("timestamp before 2017", f"{ms} ms")
 
 
 @dataclass
@@ -112,6 +120,8 @@ class MarketSession:
             else:
                 self.stats["ignored"] += 1
                 return []
+            if isinstance(event, DepthDiff | Trade):
+                _check_time(event)
         except FrameError as exc:
             self.stats["malformed"] += 1
             log.warning("malformed frame dropped", extra={"reason": str(exc), "frame": frame.raw[:200]})
