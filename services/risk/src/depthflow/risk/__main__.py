@@ -15,14 +15,17 @@ async def build() -> Service:
     cfg = load_config(RiskConfig, "risk")
     rt = cfg.runtime
     service = Service("risk", rt)
-    ledger = await Ledger.open(rt.postgres_url, rt.venue, cfg.starting_cash)
+    ledger = await Ledger.open(rt.postgres_url, rt.venue, cfg.starting_cash, cfg.storage_timeout_s)
     hot = HotState.connect(rt.redis_url, rt.prefix, rt.venue)
     h = RiskHandlers(cfg, service.subjects, ledger, hot)
     s = service.subjects
     service.on_start(h.bind)
+    service.readiness(lambda: h.storage_ok)
+    service.task(lambda _bus: h.watch_storage(service.stopping))
     service.on_close(ledger.close)
     service.on_close(hot.close)
-    service.consume("SIGNALS", s.signal_fused(), SignalFused, h.on_signal_fused, "signal")
+    # admit=False: risk answers a foreign venue, unknown symbol or future stamp with a rejection
+    service.consume("SIGNALS", s.signal_fused(), SignalFused, h.on_signal_fused, "signal", admit=False)
     service.consume("AGG", s.agg_book(), BookBuckets, h.on_book_buckets, "book")
     return service
 

@@ -1,14 +1,26 @@
-"""Hot state in Redis: latest marks, the order-rate counter, and the trading-state mirror.
+"""Hot state in Redis: the marks' mirror, the order-rate counter, and the trading-state mirror.
 
 Nothing here is a record of money: the ledger is. If Redis cannot be read, risk rejects
-(fails closed) rather than trading on guesses.
+(fails closed) rather than trading on guesses. Marks live in risk's memory; Redis holds a copy
+only so a restarted risk has them at once. A stale or missing copy is harmless: a mark carries
+its book's ``ts_init`` and the checks refuse one that is too old.
 """
 
 from __future__ import annotations
 
 import time
 
+import msgspec
 import redis.asyncio as aioredis
+import redis.exceptions
+
+from depthflow.risk.checks import Mark
+
+# What "Redis is unreachable" looks like (redis-py's errors are not OSErrors).
+HOT_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 
 
 class HotState:
@@ -25,12 +37,21 @@ class HotState:
     async def close(self) -> None:
         await self.r.aclose()
 
-    async def set_mark(self, symbol: str, mid: float) -> None:
-        await self.r.hset(f"{self.base}:marks", symbol, repr(mid))
+    async def set_mark(self, symbol: str, mark: Mark) -> None:
+        blob = msgspec.msgpack.encode((mark.bid, mark.ask, mark.ts_ns))
+        await self.r.hset(f"{self.base}:marks", symbol, blob)
 
-    async def marks(self) -> dict[str, float]:
+    async def marks(self) -> dict[str, Mark]:
+        """The mirrored marks; an entry in another format is skipped (no mark: fail closed)."""
         raw = await self.r.hgetall(f"{self.base}:marks")
-        return {k.decode(): float(v) for k, v in raw.items()}
+        out = {}
+        for k, v in raw.items():
+            try:
+                bid, ask, ts = msgspec.msgpack.decode(v, type=tuple[float, float, int])
+            except msgspec.DecodeError:
+                continue
+            out[k.decode()] = Mark(bid, ask, ts)
+        return out
 
     def _minute_key(self, now_s: float | None = None) -> str:
         return f"{self.base}:orders:{int((now_s or time.time()) // 60)}"
@@ -48,3 +69,25 @@ class HotState:
 
     async def mirror_state(self, state: str) -> None:
         await self.r.set(f"{self.base}:trading-state", state)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.r.ping())
+        except HOT_ERRORS:
+            return False
+
+    # Decisions made while the ledger was unreachable, spooled here (when Redis is up) so that a
+    # restart before Postgres returns still records them: signal_id -> (signal bytes, reason, detail).
+
+    async def spool(self, signal_id: str, signal: bytes, reason: str, detail: str) -> None:
+        blob = msgspec.msgpack.encode((signal, reason, detail))
+        await self.r.hset(f"{self.base}:kept", signal_id, blob)
+
+    async def spooled(self) -> dict[str, tuple[bytes, str, str]]:
+        raw = await self.r.hgetall(f"{self.base}:kept")
+        return {
+            k.decode(): msgspec.msgpack.decode(v, type=tuple[bytes, str, str]) for k, v in raw.items()
+        }
+
+    async def unspool(self, signal_id: str) -> None:
+        await self.r.hdel(f"{self.base}:kept", signal_id)

@@ -3,10 +3,16 @@
 Why one transaction per decision, with the account row locked: the ledger must never show an
 order without its fill, a fill without its position change, or two decisions for one signal.
 A redelivered signal finds its decision already recorded and gets the same outputs back.
+
+While Postgres is unreachable risk still answers every signal (``infrastructure_unavailable``);
+those decisions are kept and written with :meth:`Ledger.record_kept` once :meth:`Ledger.probe`
+sees Postgres again. The pool reconnects by itself: a connection the server dropped is replaced
+on the next acquire.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,9 +22,26 @@ import asyncpg
 from depthflow.common.messages import SignalFused
 from depthflow.common.migrations import migrate
 
+# What "storage is unreachable" looks like: refused or reset sockets, a server going down, a
+# connection the pool has lost, or our own time bound. Anything else is a bug and is retried.
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, cannot connect now
+)
+
+_I64 = (-(2**63), 2**63 - 1)
+
 
 def _dec(x: float) -> Decimal:
     return Decimal(repr(float(x)))
+
+
+def _i64(ts: int) -> int:
+    # a forged timestamp beyond bigint must not turn a rejection into a failing insert
+    return min(max(ts, _I64[0]), _I64[1])
 
 
 @dataclass(frozen=True)
@@ -58,8 +81,11 @@ class Ledger:
         self.starting_cash = starting_cash
 
     @classmethod
-    async def open(cls, url: str, venue: str, starting_cash: float) -> Ledger:
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
+    async def open(cls, url: str, venue: str, starting_cash: float, timeout_s: float = 3.0) -> Ledger:
+        # bounded connect and statements: an unreachable server is an answer, never a hang
+        pool = await asyncpg.create_pool(
+            url, min_size=1, max_size=4, timeout=timeout_s, command_timeout=timeout_s
+        )
         async with pool.acquire() as conn:
             await migrate(conn, "risk", "depthflow.risk.migrations")
             await conn.execute(
@@ -72,7 +98,22 @@ class Ledger:
         return cls(pool, venue, starting_cash)
 
     async def close(self) -> None:
-        await self.pool.close()
+        await asyncio.wait_for(self.pool.close(), 5.0)
+
+    async def probe(self, timeout_s: float) -> bool:
+        """True if Postgres answers a query within ``timeout_s``."""
+        try:
+            async with asyncio.timeout(timeout_s), self.pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+        except STORAGE_ERRORS:
+            return False
+        return True
+
+    async def record_kept(self, signal: SignalFused, reason: str, detail: str) -> None:
+        """Record a rejection decided while the ledger was unreachable; a decision already
+        recorded for the signal (one whose commit was lost on the way back) is kept."""
+        async with self.pool.acquire() as conn:
+            await self._decision(conn, signal, False, reason, detail, if_new=True)
 
     async def recorded(self, conn: asyncpg.Connection, signal_id: str) -> Recorded | None:
         row = await conn.fetchrow(
@@ -125,13 +166,15 @@ class Ledger:
         await self._decision(conn, signal, False, reason, detail)
 
     async def _decision(
-        self, conn: asyncpg.Connection, s: SignalFused, approved: bool, reason: str, detail: str
+        self, conn: asyncpg.Connection, s: SignalFused, approved: bool, reason: str, detail: str,
+        if_new: bool = False,
     ) -> None:
         await conn.execute(
             "INSERT INTO risk.decisions (signal_id, venue, symbol, approved, reason, detail, side,"
-            " score, confidence, ts_signal, origin_ts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+            " score, confidence, ts_signal, origin_ts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+            + (" ON CONFLICT (signal_id) DO NOTHING" if if_new else ""),
             s.signal_id, s.venue, s.symbol, approved, reason, detail, s.side, s.score,
-            s.confidence, s.ts_init, s.origin_ts,
+            s.confidence, _i64(s.ts_init), _i64(s.origin_ts),
         )
 
     async def record_fill(
