@@ -1,6 +1,7 @@
 """``depthflow``: the operator command.
 
-    depthflow up [--duration S] [--speed X] [--detach]   servers + bootstrap + five services + summary
+    depthflow up [--duration S] [--speed X] [--detach]   servers + bootstrap + five services + summary;
+                                                        restarts a crashed service; Ctrl-C stops all
     depthflow down                                      stop services, then servers; nothing is lost
     depthflow status                                    the live summary once
     depthflow bootstrap                                 create/update streams and KV buckets
@@ -12,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,10 +29,12 @@ from depthflow.common.devstack import (
     servers_from_env,
 )
 from depthflow.ctl.control import bootstrap, set_trading_state
-from depthflow.ctl.stack import ServiceStack
+from depthflow.ctl.stack import ServiceStack, StartInterrupted
 from depthflow.ctl.summary import Snapshot, collect, final_json, render
+from depthflow.ctl.supervisor import RunLock, StopSignals
 
 DEFAULT_STATE = Path(os.environ.get("DEPTHFLOW_STATE_DIR", ".state"))
+STOP_BOUND_S = 120.0  # services drain (30 s each at most), then the servers stop (30 s at most)
 
 
 def _say(msg: str) -> None:
@@ -48,25 +54,121 @@ def _servers(state: Path, start: bool) -> tuple[ServerUrls, bool]:
 
 
 async def _snapshot(urls: ServerUrls, prefix: str, venue: str) -> Snapshot:
-    bus = await Bus.connect(urls.nats, prefix, name="depthflow-summary")
+    bus = await Bus.connect(urls.nats, prefix, name="depthflow-summary", within_s=5.0)
     try:
         return await collect(bus, urls.postgres, venue)
     finally:
         await bus.close()
 
 
+def _try_snapshot(urls: ServerUrls, prefix: str, venue: str) -> Snapshot | None:
+    """The summary, or None while a server is away (a summary never stops the supervisor)."""
+    try:
+        return asyncio.run(_snapshot(urls, prefix, venue))
+    except Exception as exc:
+        _say(f"summary unavailable: {type(exc).__name__}: {exc}")
+        return None
+
+
+def _refusal(state: Path) -> str | None:
+    """Why another ``up`` must not start on ``state`` (a live run owns it), or None."""
+    lock = RunLock(state)
+    pid = lock.holder_pid()
+    if pid is not None or lock.held_by_other():
+        return (f"refused: depthflow is already running on {state.resolve()} (supervisor pid {pid});"
+                " `depthflow status` shows it, `depthflow down` stops it")
+    stack = ServiceStack(state)
+    with contextlib.suppress(OSError, ValueError):
+        stack.load()
+    if live := stack.running():
+        pids = ", ".join(f"{p.name} {p.pid}" for p in live)
+        return (f"refused: services of an earlier run still run on {state.resolve()} ({pids});"
+                " `depthflow down` stops them")
+    stack.record.unlink(missing_ok=True)  # a dead run's record: nothing runs any more
+    return None
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     state: Path = args.state
+    if (why := _refusal(state)) is not None:
+        _say(why)
+        return 1
+    if args.detach:
+        return _detach(args)
+    lock = RunLock(state)
+    if not lock.acquire():
+        _say(f"refused: depthflow is already running on {state.resolve()}")
+        return 1
+    stop = StopSignals().install()
+    try:
+        return _supervise(args, lock, stop)
+    finally:
+        lock.release()
+
+
+def _supervise(args: argparse.Namespace, lock: RunLock, stop: StopSignals) -> int:
+    """Servers, bootstrap, services; restart what crashes; stop everything once when asked."""
+    state: Path = args.state
     symbols = args.symbols.split(",")
-    _say(f"state folder {state.resolve()}")
+    _say(f"state folder {state.resolve()} (supervisor pid {os.getpid()})")
     _say("starting NATS (JetStream), PostgreSQL and Valkey ...")
     t0 = time.monotonic()
     urls, embedded = _servers(state, start=True)
     require_nats_version(urls.nats)
     _say(f"servers up in {time.monotonic() - t0:.1f}s: nats {urls.nats}  postgres {urls.postgres}"
          f"  redis {urls.redis}")
-    asyncio.run(bootstrap(urls.nats, args.prefix, args.venue))
-    _say("streams MD AGG PEAKS SIGNALS RISK DLQ and KV buckets routes, control ready")
+    stack = ServiceStack(state)
+
+    def stop_servers() -> None:
+        if embedded and not args.keep_servers:
+            EmbeddedServers(state / "servers").stop()
+            _say("servers stopped; data kept in the state folder")
+
+    try:
+        asyncio.run(bootstrap(urls.nats, args.prefix, args.venue))
+        _say("streams MD AGG PEAKS SIGNALS RISK DLQ and KV buckets routes, control ready")
+        baseline = asyncio.run(_snapshot(urls, args.prefix, args.venue))
+        stack.start(urls, _service_env(args, symbols), on_progress=_say, should_stop=stop)
+    except StartInterrupted:
+        baseline = Snapshot()
+    except Exception as exc:
+        _say(f"start failed: {exc}")
+        stack.stop()
+        stop_servers()
+        return 1
+    started = time.monotonic()
+    if not stop():
+        lock.mark_ready()
+        _say("pipeline running" + (f" for {args.duration:.0f}s" if args.duration else "")
+             + ("; `depthflow down` stops" if args.supervisor else "; Ctrl-C stops"))
+    tty = sys.stdout.isatty()
+    next_print = 0.0
+    while not stop() and not (args.duration and time.monotonic() - started >= args.duration):
+        time.sleep(0.5)
+        for event in stack.supervise():
+            _say(event)
+        now = time.monotonic() - started
+        if now >= next_print:
+            snap = _try_snapshot(urls, args.prefix, args.venue)
+            if snap is not None:
+                text = render(snap.minus(baseline), symbols, now, stack.restarts)
+                print(("\x1b[2J\x1b[H" if tty else "") + text, flush=True)
+            next_print = now + (2.0 if tty else 10.0)
+    _say(f"{stop.received or 'time is up'}: stopping services (draining) ...")
+    restarts = stack.restarts
+    codes = stack.stop()
+    _say("service exit codes: " + ", ".join(f"{k}={v}" for k, v in codes.items()))
+    final = _try_snapshot(urls, args.prefix, args.venue)
+    stop_servers()
+    if final is not None:
+        final = final.minus(baseline)
+        print("\nfinal summary")
+        print(render(final, symbols, time.monotonic() - started, restarts))
+        print(final_json(final, restarts), flush=True)
+    return 0 if all(c == 0 for c in codes.values()) else 1
+
+
+def _service_env(args: argparse.Namespace, symbols: list[str]) -> dict[str, str]:
     env = {
         "DEPTHFLOW_PREFIX": args.prefix,
         "DEPTHFLOW_VENUE": args.venue,
@@ -78,57 +180,62 @@ def cmd_up(args: argparse.Namespace) -> int:
         env["DEPTHFLOW_COLLECTOR_SOURCE"] = "replay"
         env["DEPTHFLOW_COLLECTOR_REPLAY_PATHS"] = ",".join(str(Path(p).resolve()) for p in args.replay)
         _say(f"replaying {', '.join(args.replay)} for {', '.join(symbols)}")
-    stack = ServiceStack(state)
-    baseline = asyncio.run(_snapshot(urls, args.prefix, args.venue))
-    try:
-        stack.start(urls, env, on_progress=_say)
-    except RuntimeError as exc:
-        _say(f"start failed: {exc}")
-        stack.stop()
-        if embedded:
-            EmbeddedServers(state / "servers").stop()
-        return 1
-    if args.detach:
-        _say("running in the background; `depthflow status` shows progress, `depthflow down` stops")
-        return 0
-    _say("pipeline running" + (f" for {args.duration:.0f}s" if args.duration else "; Ctrl-C stops"))
-    started = time.monotonic()
-    tty = sys.stdout.isatty()
-    next_print = 0.0
-    source_done = False
-    try:
-        while not args.duration or time.monotonic() - started < args.duration:
-            time.sleep(0.5)
-            dead = [n for n, ok in stack.alive().items() if not ok]
-            if dead == ["collector"] and stack.exit_codes["collector"] == 0:
-                if not source_done:
-                    _say("the collector finished its source; the rest of the pipeline runs on")
-                    source_done = True
-            elif dead:
-                _say(f"service(s) exited unexpectedly: {', '.join(dead)}; see {state / 'logs'}")
-                break
-            now = time.monotonic() - started
-            if now >= next_print:
-                snap = asyncio.run(_snapshot(urls, args.prefix, args.venue)).minus(baseline)
-                text = render(snap, symbols, now)
-                print(("\x1b[2J\x1b[H" if tty else "") + text, flush=True)
-                next_print = now + (2.0 if tty else 10.0)
-    except KeyboardInterrupt:
-        pass
-    _say("stopping services (draining) ...")
-    codes = {**stack.stop(), **stack.exit_codes}
-    _say("service exit codes: " + ", ".join(f"{k}={v}" for k, v in codes.items()))
-    final = asyncio.run(_snapshot(urls, args.prefix, args.venue)).minus(baseline)
-    if embedded and not args.keep_servers:
-        EmbeddedServers(state / "servers").stop()
-        _say("servers stopped; data kept in the state folder")
-    print("\nfinal summary")
-    print(render(final, symbols, time.monotonic() - started))
-    print(final_json(final), flush=True)
-    return 0 if all(c == 0 for c in codes.values()) else 1
+    return env
+
+
+def _detach(args: argparse.Namespace) -> int:
+    """Run the supervisor as a background process of its own session; follow its start-up.
+
+    The supervisor owns the servers and services (it reaps and restarts them), so it must
+    outlive this command; ``down`` signals it through the pid in the state folder.
+    """
+    state: Path = args.state.resolve()
+    (state / "logs").mkdir(parents=True, exist_ok=True)
+    log_path = state / "logs" / "supervisor.log"
+    argv = [sys.executable, "-m", "depthflow.ctl", "--state", str(state), "--prefix", args.prefix,
+            "--venue", args.venue, "--symbols", args.symbols, "up", "--duration", str(args.duration),
+            "--speed", str(args.speed), "--seed", str(args.seed), "--supervisor"]
+    argv += [a for r in args.replay for a in ("--replay", str(Path(r).resolve()))]
+    argv += ["--keep-servers"] if args.keep_servers else []
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=Path.cwd())
+    lock = RunLock(state)
+    with log_path.open("rb") as log:
+        log.seek(offset)
+        try:
+            while True:
+                sys.stdout.write(log.read().decode(errors="replace"))
+                sys.stdout.flush()
+                if proc.poll() is not None:
+                    _say(f"the supervisor exited with {proc.returncode}; see {log_path}")
+                    return 1
+                if lock.read().get("pid") == proc.pid and lock.read().get("ready"):
+                    break
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
+            return 1
+    _say(f"running in the background (supervisor pid {proc.pid}, log {log_path});"
+         " `depthflow status` shows progress, `depthflow down` stops")
+    return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    """Ask the supervisor to stop (it drains services, then stops servers); else do it here."""
+    lock = RunLock(args.state)
+    pid = lock.holder_pid()
+    if pid is not None:
+        _say(f"stopping the supervisor (pid {pid}) ...")
+        os.kill(pid, signal.SIGTERM)
+        if lock.wait_free(timeout=STOP_BOUND_S):
+            _say("stopped")
+            return 0
+        _say(f"the supervisor did not stop within {STOP_BOUND_S:.0f}s; stopping what it started")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     stack = ServiceStack(args.state)
     if stack.load():
         codes = {**stack.stop(), **stack.exit_codes}
@@ -139,13 +246,17 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    pid = RunLock(args.state).holder_pid()
+    print(f"  supervisor  {f'running (pid {pid})' if pid else 'not running'}")
     urls, _ = _servers(args.state, start=False)
     stack = ServiceStack(args.state)
     stack.load()
-    for name, ok in stack.alive().items():
-        print(f"  {name:<11} {'running' if ok else 'STOPPED'}")
+    live = {p.pid for p in stack.running()}
+    for p in stack.procs:
+        restarts = f"  ({p.restarts} restarts)" if p.restarts else ""
+        print(f"  {p.name:<11} {'running' if p.pid in live else 'STOPPED'}{restarts}")
     snap = asyncio.run(_snapshot(urls, args.prefix, args.venue))
-    print(render(snap, args.symbols.split(","), 0))
+    print(render(snap, args.symbols.split(","), 0, stack.restarts))
     return 0
 
 
@@ -209,6 +320,7 @@ def parser() -> argparse.ArgumentParser:
                     help="replay a recorded file instead of the generator (repeatable)")
     up.add_argument("--detach", action="store_true", help="leave it running in the background")
     up.add_argument("--keep-servers", action="store_true", help="do not stop the servers at the end")
+    up.add_argument("--supervisor", action="store_true", help=argparse.SUPPRESS)  # what --detach runs
     up.set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop services and servers").set_defaults(fn=cmd_down)
     sub.add_parser("status", help="print the summary once").set_defaults(fn=cmd_status)

@@ -3,6 +3,11 @@
 Why processes, not tasks: production runs each service in its own pod; running them as separate
 processes locally exercises the same boundaries (only the bus between them), so a demo or an
 end-to-end test proves the deployment shape, not a shortcut.
+
+Like Kubernetes, the stack restarts a service that exits unexpectedly (:meth:`ServiceStack.
+supervise`), after a back-off that doubles per consecutive failure up to a cap and starts over
+once the service has run for a while, so a crash loop neither spins nor gives up. A collector
+that finished its source (exit 0) is done, not crashed.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from depthflow.common.devstack import ServerUrls, free_port
@@ -29,6 +34,27 @@ class ServiceProcess:
     pid: int
     port: int
     log_path: Path
+    started: float = field(default_factory=time.monotonic)
+    restarts: int = 0
+    failures: int = 0  # consecutive exits, for the back-off; 0 again after a stable run
+    restart_at: float | None = None  # monotonic time of a pending restart
+    done: bool = False  # finished on purpose (a collector at the end of its source)
+
+
+class StartInterrupted(RuntimeError):
+    """A stop was asked for while services were starting."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Restart delays: ``base * 2**(failures-1)``, at most ``cap``; reset after ``stable_s`` up."""
+
+    base_s: float = 1.0
+    cap_s: float = 30.0
+    stable_s: float = 60.0
+
+    def delay(self, failures: int) -> float:
+        return min(self.cap_s, self.base_s * 2 ** max(0, failures - 1))
 
 
 def module_of(service: str) -> str:
@@ -38,12 +64,14 @@ def module_of(service: str) -> str:
 class ServiceStack:
     """Start, watch and stop the service processes; their pids live in ``state_dir``."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, backoff: Backoff | None = None) -> None:
         self.state_dir = state_dir
         self.logs = state_dir / "logs"
         self.record = state_dir / "services.json"
         self.procs: list[ServiceProcess] = []
         self.exit_codes: dict[str, int] = {}
+        self.backoff = backoff or Backoff()
+        self._env: dict[str, str] = {}
 
     def start(
         self,
@@ -52,69 +80,138 @@ class ServiceStack:
         on_progress: Callable[[str], None] = lambda _: None,
         services: tuple[str, ...] = SERVICES,
         ready_timeout: float = 60.0,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> list[ServiceProcess]:
-        """Start ``services`` (consumers first, the collector last) and wait until each is ready."""
+        """Start ``services`` (consumers first, the collector last) and wait until each is ready.
+
+        Raises :class:`StartInterrupted` as soon as ``should_stop()`` (a signal arrived); what
+        was started is in :attr:`procs` for :meth:`stop`.
+        """
         self.logs.mkdir(parents=True, exist_ok=True)
+        self._env = {**os.environ, **urls.as_env(), **env}
         order = [s for s in services if s != "collector"] + [s for s in services if s == "collector"]
         for name in order:
-            port = free_port()
-            child_env = {
-                **os.environ,
-                **urls.as_env(),
-                **env,
-                f"DEPTHFLOW_{name.upper().replace('-', '_')}_RUNTIME__HTTP_PORT": str(port),
-            }
-            log_path = self.logs / f"{name}.log"
-            with open(log_path, "ab") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", module_of(name)],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=child_env,
-                    start_new_session=True,
-                )
-            sp = ServiceProcess(name, proc.pid, port, log_path)
+            if should_stop():
+                raise StartInterrupted(f"stop asked for before {name} started")
+            sp = self._spawn(name, free_port())
             self.procs.append(sp)
             self._save()
-            on_progress(f"starting {name} (pid {proc.pid}, http :{port})")
-            self._wait_ready(sp, proc, ready_timeout)
+            on_progress(f"starting {name} (pid {sp.pid}, http :{sp.port})")
+            self._wait_ready(sp, ready_timeout, should_stop)
             on_progress(f"{name} ready")
         return self.procs
 
-    def _wait_ready(self, sp: ServiceProcess, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    def _spawn(self, name: str, port: int) -> ServiceProcess:
+        child_env = {**self._env, f"DEPTHFLOW_{name.upper().replace('-', '_')}_RUNTIME__HTTP_PORT": str(port)}
+        log_path = self.logs / f"{name}.log"
+        with open(log_path, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", module_of(name)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=child_env,
+                start_new_session=True,
+            )
+        return ServiceProcess(name, proc.pid, port, log_path)
+
+    def _wait_ready(self, sp: ServiceProcess, timeout: float, should_stop: Callable[[], bool]) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
+            code = _reap(sp.pid)
+            if code is not None:
+                self.exit_codes[sp.name] = code
                 tail = sp.log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{sp.name} exited with {proc.returncode}:\n{tail}")
+                raise RuntimeError(f"{sp.name} exited with {code}:\n{tail}")
+            if should_stop():
+                raise StartInterrupted(f"stop asked for while {sp.name} was starting")
             if readyz(sp.port):
                 return
             time.sleep(0.2)
         raise RuntimeError(f"{sp.name} not ready after {timeout:.0f}s; see {sp.log_path}")
 
+    def supervise(self, now: float | None = None) -> list[str]:
+        """Reap exited services and restart them after their back-off; return what happened.
+
+        Call it periodically. A service that exits, whatever the code, is restarted (a
+        Kubernetes Deployment would too); only a collector's exit 0 means its source is done.
+        """
+        now = time.monotonic() if now is None else now
+        events: list[str] = []
+        for i, p in enumerate(self.procs):
+            if p.done:
+                continue
+            if p.restart_at is None:
+                code = _reap(p.pid)
+                if code is None:
+                    if p.failures and now - p.started >= self.backoff.stable_s:
+                        p.failures = 0  # it ran long enough: the next crash starts the back-off over
+                    continue
+                self.exit_codes[p.name] = code
+                if p.name == "collector" and code == 0:
+                    p.done = True
+                    events.append("the collector finished its source; the rest of the pipeline runs on")
+                    continue
+                p.failures += 1
+                delay = self.backoff.delay(p.failures)
+                p.restart_at = now + delay
+                events.append(f"{p.name} (pid {p.pid}) exited with {code}; restarting in {delay:g}s"
+                              f" (see {p.log_path})")
+            elif now >= p.restart_at:
+                fresh = self._spawn(p.name, p.port)
+                fresh.restarts, fresh.failures = p.restarts + 1, p.failures
+                self.procs[i] = fresh
+                self.exit_codes.pop(p.name, None)
+                self._save()
+                events.append(f"{p.name} restarted (pid {fresh.pid}, restart #{fresh.restarts})")
+        return events
+
+    @property
+    def restarts(self) -> dict[str, int]:
+        """Restarts per service so far (services never restarted are left out)."""
+        return {p.name: p.restarts for p in self.procs if p.restarts}
+
     def _save(self) -> None:
-        data = [{"name": p.name, "pid": p.pid, "port": p.port} for p in self.procs]
-        self.record.write_text(json.dumps(data))
+        data = [{"name": p.name, "pid": p.pid, "port": p.port, "restarts": p.restarts} for p in self.procs]
+        tmp = self.record.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self.record)
 
     def load(self) -> list[ServiceProcess]:
         """Read the record left by another ``depthflow`` process."""
         if not self.record.exists():
             return []
         self.procs = [
-            ServiceProcess(d["name"], d["pid"], d["port"], self.logs / f"{d['name']}.log")
+            ServiceProcess(d["name"], d["pid"], d["port"], self.logs / f"{d['name']}.log",
+                           restarts=d.get("restarts", 0))
             for d in json.loads(self.record.read_text())
         ]
         return self.procs
 
+    def running(self) -> list[ServiceProcess]:
+        """Services of the record whose process still runs (by pid and command line)."""
+        return [p for p in self.procs if _runs(p.pid, p.name)]
+
     def stop(self, timeout: float = 30.0) -> dict[str, int | None]:
-        """SIGTERM every service (collector first, so the rest can drain its output) and wait."""
-        procs = sorted(self.procs, key=lambda p: p.name != "collector")
+        """SIGTERM the collector and wait (the rest can then drain its output), then SIGTERM the
+        others together and wait for all; SIGKILL whatever outlives ``timeout``.
+
+        A service waiting for its restart is simply not restarted; its last exit code is kept.
+        """
         codes: dict[str, int | None] = {}
-        for p in procs:
-            _signal(p.pid, signal.SIGTERM)
-            codes[p.name] = _wait(p.pid, timeout)
-            if codes[p.name] is None:
-                _signal(p.pid, signal.SIGKILL)
+        live = [p for p in self.procs if not p.done and p.restart_at is None]
+        first = [p for p in live if p.name == "collector"]
+        for batch in (first, [p for p in live if p.name != "collector"]):
+            for p in batch:
+                _signal(p.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for p in batch:
+                codes[p.name] = _wait(p.pid, max(0.0, deadline - time.monotonic()))
+                if codes[p.name] is None:
+                    _signal(p.pid, signal.SIGKILL)
+                    _wait(p.pid, 5.0)
+        for p in self.procs:
+            codes.setdefault(p.name, self.exit_codes.get(p.name))
         self.record.unlink(missing_ok=True)
         self.procs = []
         return codes
@@ -141,6 +238,15 @@ def readyz(port: int) -> bool:
 def _signal(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
+
+
+def _runs(pid: int, service: str) -> bool:
+    """Whether ``pid`` is alive and still that service (not a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return _exists(pid) and module_of(service).encode() in cmdline
 
 
 def _exists(pid: int) -> bool:

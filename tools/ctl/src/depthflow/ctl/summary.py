@@ -82,7 +82,7 @@ async def collect(bus: Bus, postgres_url: str, venue: str) -> Snapshot:
             snap.counts.setdefault(stage, {})[tokens[-1]] = n
             if stage in ("peaks.zones", "signal.fused"):
                 await _latest(bus, name, subject, stage, tokens[-1], snap)
-    conn = await asyncpg.connect(postgres_url)
+    conn = await asyncpg.connect(postgres_url, timeout=5)
     try:
         if await conn.fetchval("SELECT to_regclass('risk.decisions') IS NOT NULL"):
             for r in await conn.fetch(
@@ -120,10 +120,12 @@ async def _latest(bus: Bus, stream: str, subject: str, stage: str, symbol: str, 
         snap.signals[symbol] = _signal.decode(raw.data or b"")
 
 
-def render(snap: Snapshot, symbols: list[str], elapsed: float) -> str:
-    """Return the human summary: one block per symbol."""
+def render(snap: Snapshot, symbols: list[str], elapsed: float, restarts: dict[str, int] | None = None) -> str:
+    """Return the human summary: one block per symbol (and the supervisor's restarts, if any)."""
     lines = [f"depthflow — {elapsed:5.0f}s   equity {snap.equity or 0:,.2f}   "
              f"dead letters {snap.dead_letters}"]
+    if restarts:
+        lines.append("  restarts   " + ", ".join(f"{k} {v}" for k, v in sorted(restarts.items())))
     for sym in symbols:
         c = {stage: snap.counts.get(stage, {}).get(sym, 0) for stage in STAGES}
         lines.append(
@@ -148,6 +150,7 @@ def render(snap: Snapshot, symbols: list[str], elapsed: float) -> str:
     return "\n".join(lines)
 
 
-def final_json(snap: Snapshot) -> str:
-    """The last line of a timed run: one JSON object of counts per stage, signals, orders, fills."""
-    return json.dumps(snap.totals(), sort_keys=True)
+def final_json(snap: Snapshot, restarts: dict[str, int] | None = None) -> str:
+    """The last line of a run: one JSON object of counts per stage, signals, orders, fills, and
+    how often the supervisor restarted each service."""
+    return json.dumps({**snap.totals(), "restarts": restarts or {}}, sort_keys=True)
