@@ -219,7 +219,7 @@ def test_buckets_follow_the_bucketing_edge_rule(ticks, size_and_scale):
     """Prices on and between bucket edges land where ``bucket_keys`` puts them."""
     size, scale = size_and_scale
     px = np.array([t / scale for t in ticks])  # decimal prices, many exactly on an edge
-    p = RollingProfile(size)
+    p = RollingProfile(size, max_buckets=10**8)  # ranges far wider than a market's: no cap here
     p.add(np.arange(px.size), px, np.ones(px.size), np.zeros(px.size, np.int64), np.zeros(px.size))
     assert p.arrays()[0].tolist() == (np.unique(bucket_keys(px, size)) * size).tolist()
 
@@ -247,3 +247,42 @@ def test_a_checkpoint_of_another_format_version_is_refused():
     del blob["version"]  # the first format had no version field
     with pytest.raises(IncompatibleState, match=f"format version 1.*reads version {FORMAT_VERSION}"):
         RollingProfile.from_bytes(msgspec.msgpack.encode(blob))
+
+
+def test_a_batch_with_one_bad_trade_changes_nothing_and_its_retry_applies_the_good_ones():
+    """The NaN price once made the whole batch vanish: its ids were recorded before the kernel
+    raised, so the retry saw duplicates (5 good + 1 NaN -> 0 applied)."""
+    p = RollingProfile(1.0, window_min=10)
+    ids, px, qty, ts, side = batch(1, 6)
+    for field, bad in (("px", np.nan), ("px", -5.0), ("px", np.inf), ("qty", np.nan), ("qty", -1e6)):
+        poisoned = {"px": px.copy(), "qty": qty.copy()}
+        poisoned[field][5] = bad
+        before = p.to_bytes()
+        with pytest.raises(ValueError, match=f"trade {'price' if field == 'px' else 'quantity'}\\[5\\]"):
+            p.add(ids, poisoned["px"], poisoned["qty"], ts, side)
+        assert p.to_bytes() == before  # no id recorded, no volume, no counter moved
+    assert p.add(ids[:5], px[:5], qty[:5], ts[:5], side[:5]) == 5  # the good trades, sent again
+
+
+def test_the_dense_totals_never_exceed_max_buckets():
+    """Two trades at 10 and 3e6 once allocated 183 MB; over the cap the batch is refused whole."""
+    p = RollingProfile(1.0, window_min=10, max_buckets=1000)
+    p.add(*batch(1, 1, px=60_000.0))
+    before = p.to_bytes()
+    with pytest.raises(ValueError, match="over max_buckets 1000"):
+        p.add(*batch(2, 1, px=3e6))
+    with pytest.raises(ValueError, match="over max_buckets 1000"):
+        p.add(*batch(2, 1, px=10.0))
+    assert p.to_bytes() == before
+    p.add(*batch(2, 1, px=60_900.0))  # within the cap: accepted
+    assert p.totals.shape[1] <= 1000
+    assert p.arrays()[0].tolist() == [60_000.0, 60_900.0]
+
+
+def test_prices_that_left_the_window_stop_costing_buckets():
+    """The totals cover the held minutes' prices, so a market that moves far keeps a bounded width."""
+    p = RollingProfile(1.0, window_min=3, max_buckets=500)
+    for i in range(20):  # every 5 minutes the price moves 300 buckets: the window never spans 500
+        p.add(*batch(1 + i, 1, minute=5 * i, px=100.0 + 300 * i))
+        assert p.totals.shape[1] <= 500
+    assert p.arrays()[0].tolist() == [100.0 + 300 * 19]

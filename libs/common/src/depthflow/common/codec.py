@@ -6,6 +6,8 @@ pays ~0.5 µs per message instead of building a decoder each time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -21,6 +23,21 @@ class InvalidMessage(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@contextmanager
+def invalid_values(what: str) -> Iterator[None]:
+    """Inside, a ``ValueError`` or ``ArithmeticError`` becomes :class:`InvalidMessage`.
+
+    Why: handlers run pure cores (no I/O) on an input and build output messages (which validate
+    themselves); if those fail on the input's values, a retry fails the same way, so the input is
+    a dead letter at once, with the reason, instead of five retries first. Keep I/O outside: an
+    infrastructure failure must stay retryable.
+    """
+    try:
+        yield
+    except (ValueError, ArithmeticError) as exc:
+        raise InvalidMessage(f"{what}: {exc}") from exc
 
 
 def encode(msg: msgspec.Struct) -> bytes:

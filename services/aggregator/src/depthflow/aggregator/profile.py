@@ -24,21 +24,34 @@ and the tests' arrays, and an array of another type is refused rather than compi
 Trades are counted once, whatever the order or repetition of batches: applied ids are kept as a
 set of intervals (ids arrive nearly consecutive, so it stays a handful of intervals), and a
 trade older than the longest window is dropped as late.
+
+Fail closed, and all or nothing: :meth:`RollingProfile.add` checks the whole batch (prices finite
+and > 0, quantities finite and >= 0, bucket indices below ``MAX_INDEX``, the widened totals within
+``max_buckets``) before it records a single id, and raises ``ValueError`` naming the problem with
+the state untouched. Why the order matters: ids recorded before a failure made the retry of the
+batch look like a duplicate, so one NaN price silently dropped its five good neighbours. Why a
+cap: the totals are dense over the held price range, so two trades at 10 and 3e6 once allocated
+183 MB (and checkpointed it every 5 s); now the totals cover only what held minutes use (the range
+is re-based when it must grow) and never more than ``max_buckets`` buckets.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 
 import msgspec
 import numpy as np
 from numba import njit, types
 
-from depthflow.aggregator.bucketing import bucket_index
+from depthflow.aggregator.bucketing import MAX_INDEX, bucket_index
 from depthflow.common.checkpoint import IncompatibleState
+from depthflow.common.messages import check_prices, check_quantities
 
 NS_PER_MIN = 60_000_000_000
 WINDOWS_MIN = (60, 240, 1440, 2880)
+MAX_BUCKETS = 250_000
+"""Default cap on the totals' width: 64 bytes a bucket (4 windows x 2 sides x float64), so 16 MB."""
 
 FORMAT_VERSION = 2
 """Version of the checkpoint format :meth:`RollingProfile.to_bytes` writes. Version 1 (which had
@@ -410,9 +423,10 @@ _Held = tuple[np.ndarray, np.ndarray, int]
 class RollingProfile:
     """Buy and sell volume per price bucket over the last 60/240/1440/2880 minutes."""
 
-    def __init__(self, bucket_size: float, window_min: int = 2880) -> None:
+    def __init__(self, bucket_size: float, window_min: int = 2880, max_buckets: int = MAX_BUCKETS) -> None:
         self.bucket_size = bucket_size
         self.window_min = window_min
+        self.max_buckets = max_buckets
         self.windows = (*(w for w in WINDOWS_MIN if w < window_min), window_min)
         self._windows = np.array(self.windows, np.int64)  # the same, for the kernels
         self.base = 0  # bucket key of index 0 in the totals
@@ -423,6 +437,7 @@ class RollingProfile:
         self.seen = IdIntervals()
         self.late = 0
         self.duplicates = 0
+        self.ceiling = 0.0  # >= every total: the volume ever added (see add)
 
     @property
     def last_trade_id(self) -> int:
@@ -440,19 +455,36 @@ class RollingProfile:
         ts: np.ndarray,
         buyer_maker: np.ndarray,
     ) -> int:
-        """Apply a batch of trades; return how many were new (not seen, not too late)."""
-        batch = _i64(ids), _keys(_f64(px), float(self.bucket_size)), _f64(qty), _i64(ts), _f64(buyer_maker)
+        """Apply a batch of trades; return how many were new (not seen, not too late).
+
+        Raises ``ValueError`` (state untouched, no id recorded) if any trade is invalid or the
+        batch would widen the totals beyond ``max_buckets``: see the module docstring.
+        """
+        px, qty = _f64(px), _f64(qty)
+        check_prices("trade price", px)
+        check_quantities("trade quantity", qty)
+        # Why a ceiling: finite quantities can still sum to inf (two of 1e308), and one inf total
+        # would make every later profile invalid; no total exceeds the volume ever added.
+        ceiling = self.ceiling + float(qty.sum())
+        if not ceiling < math.inf:
+            raise ValueError(f"trade quantities would overflow the profile totals (batch sum {qty.sum()!r})")
+        keys = _keys(px, float(self.bucket_size))
+        if keys.size and not keys.max() < MAX_INDEX:
+            raise ValueError(f"trade price {float(px.max())!r} is too high for bucket size "
+                             f"{self.bucket_size!r} (bucket index >= {MAX_INDEX:g})")
+        batch = _i64(ids), keys, qty, _i64(ts), _f64(buyer_maker)
         seen = self.seen
         rows, ukeys, vol, starts, ends, applied, newest, duplicates, late, lo, hi = _ingest(
             *batch, seen.starts, seen.ends, seen.max_intervals, self.newest, self.window_min
         )
+        if applied and (lo < self.base or hi >= self.base + self.totals.shape[1]):
+            self._grow(lo, hi)  # may refuse the batch: nothing is recorded before this
         self.duplicates += duplicates
         self.late += late
         if applied == 0:
             return 0
         seen.starts, seen.ends = starts, ends
-        if lo < self.base or hi >= self.base + self.totals.shape[1]:
-            self._grow(lo, hi)
+        self.ceiling = ceiling
         # expire first, then add: every part of a held minute is then in exactly the windows that
         # contain the minute now, so expiring it later subtracts exactly what was added
         self._advance(newest)
@@ -462,25 +494,42 @@ class RollingProfile:
         return applied
 
     def _grow(self, lo: int, hi: int) -> None:
-        """Widen the totals to cover keys ``lo..hi``, with slack so a drifting price rarely widens.
+        """Re-base the totals to cover keys ``lo..hi`` and every held minute's keys, with slack so
+        a drifting price rarely re-bases; raise ``ValueError`` (nothing changed) if that span is
+        wider than ``max_buckets``.
 
-        Why slack (a quarter of the width, at least 64 buckets, on the side that grows): a price
-        making new highs would otherwise copy all the totals each time it moved one bucket.
+        Why slack (a quarter of the span, at least 64 buckets, on the side that grows, as far as
+        the cap allows): a price making new highs would otherwise copy all the totals each time
+        it moved one bucket. Why the held minutes' span and not the old width: every volume in
+        the totals belongs to a held minute, so buckets outside their keys hold only float
+        residue, and prices that left the window stop costing memory.
         """
         width = self.totals.shape[1]
-        if width == 0:
-            self.base = lo
-        left = max(0, self.base - lo)
-        right = max(0, hi - (self.base + width - 1))
-        if not (left or right):
-            return
-        slack = max(64, width // 4)
-        left += slack if left else 0
-        right += slack if right else 0
-        grown = np.zeros((len(self.windows), left + width + right, 2))
-        grown[:, left : left + width] = self.totals
+        need_lo, need_hi = lo, hi
+        for keys, _, _ in self.minutes.values():  # keys ascending; only on this rare path
+            if keys.size:
+                need_lo, need_hi = min(need_lo, int(keys[0])), max(need_hi, int(keys[-1]))
+        span = need_hi - need_lo + 1
+        if span > self.max_buckets:
+            size = self.bucket_size
+            raise ValueError(
+                f"trades at {lo * size:g}..{(hi + 1) * size:g} would widen the profile to {span} buckets "
+                f"({need_lo * size:g}..{(need_hi + 1) * size:g}), over max_buckets {self.max_buckets}"
+            )
+        slack = max(64, span // 4)
+        new_lo = need_lo - (slack if width == 0 or lo < self.base else 0)
+        new_hi = need_hi + (slack if width == 0 or hi >= self.base + width else 0)
+        extra = new_hi - new_lo + 1 - self.max_buckets
+        if extra > 0:  # less slack, never less than the span
+            cut = min(extra, need_lo - new_lo)
+            new_lo += cut
+            new_hi -= extra - cut
+        grown = np.zeros((len(self.windows), new_hi - new_lo + 1, 2))
+        a, b = max(self.base, new_lo), min(self.base + width - 1, new_hi)
+        if a <= b:
+            grown[:, a - new_lo : b - new_lo + 1] = self.totals[:, a - self.base : b - self.base + 1]
         self.totals = grown
-        self.base -= left
+        self.base = new_lo
 
     def _hold(self, m: int, keys: np.ndarray, vol: np.ndarray, count: int) -> None:
         """Keep minute ``m``'s volumes for its expiry, merged into what is held of it already."""
@@ -546,7 +595,7 @@ class RollingProfile:
         return msgspec.msgpack.encode(state)
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> RollingProfile:
+    def from_bytes(cls, blob: bytes, max_buckets: int = MAX_BUCKETS) -> RollingProfile:
         """Rebuild a profile saved by :meth:`to_bytes`; a blob of another format version is refused.
 
         Why refuse rather than guess: a checkpoint read in the wrong layout would give wrong
@@ -559,7 +608,7 @@ class RollingProfile:
                 f"profile checkpoint is format version {version}, this build reads version {FORMAT_VERSION}"
             )
         st = msgspec.msgpack.decode(blob, type=_State)
-        p = cls(st.bucket_size, st.window_min)
+        p = cls(st.bucket_size, st.window_min, max_buckets)
         p.base = st.base
         p.totals = np.frombuffer(st.totals).reshape(len(p.windows), st.width, 2).copy()
         p.counts = np.array(st.counts, np.int64)
@@ -571,4 +620,5 @@ class RollingProfile:
         p.seen.starts = np.frombuffer(st.seen_starts, np.int64).copy()
         p.seen.ends = np.frombuffer(st.seen_ends, np.int64).copy()
         p.late, p.duplicates = st.late, st.duplicates
+        p.ceiling = float(p.totals.sum())
         return p

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 
 from depthflow.common.config import Fraction, RuntimeConfig
@@ -23,5 +25,8 @@ class FusionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         if unknown:
             names = sorted(DEFAULT_WEIGHTS)
             raise ValueError(f"unknown weight {sorted(unknown)[0]!r}; components are {names}")
+        bad = {k: w for k, w in self.weights.items() if not math.isfinite(w)}
+        if bad:
+            raise ValueError(f"weight {next(iter(bad))!r} must be finite, was {next(iter(bad.values()))!r}")
         if self.exit_trading > self.enter_trading:
             raise ValueError("exit_trading must not exceed enter_trading")

@@ -1,8 +1,15 @@
-"""``agg.book.*`` (+ latest ``agg.profile.*``) → ``peaks.zones.*``."""
+"""``agg.book.*`` (+ latest ``agg.profile.*``) → ``peaks.zones.*``.
+
+Dead letters, at once: whatever ``BookBuckets``/``TradeProfile`` refuse on decode (NaN, inf,
+negative quantities, unsorted or duplicate buckets ...), what the runtime refuses (venue, symbol,
+future), and a book whose analysis fails closed or whose ``ZonesDetected`` would not pass its own
+validation (sums past the float range). A refused profile is never stored, so it cannot taint
+the analysis of later books.
+"""
 
 from __future__ import annotations
 
-from depthflow.common.codec import Decoder, encode
+from depthflow.common.codec import Decoder, encode, invalid_values
 from depthflow.common.messages import (
     BookBuckets,
     PriceBand,
@@ -55,6 +62,10 @@ class PeaksHandlers:
         return []
 
     async def on_book_buckets(self, msg: BookBuckets, _: Delivery) -> list[Output]:
+        with invalid_values("book"):
+            return [Output(self.subjects.peaks_zones(msg.venue, msg.symbol), self._zones(msg))]
+
+    def _zones(self, msg: BookBuckets) -> ZonesDetected:
         cfg = self.cfg
         bid_px, bid_qty = f64(msg.bid_px), f64(msg.bid_qty)
         ask_px, ask_qty = f64(msg.ask_px), f64(msg.ask_qty)
@@ -71,7 +82,7 @@ class PeaksHandlers:
             bid_px, bid_qty, ask_px, ask_qty, msg.bucket_size, mid, msg.known_low, msg.known_high,
             trade_px, trade_vol, self.params,
         )
-        out = ZonesDetected(
+        return ZonesDetected(
             **header_from(msg),
             mid=mid,
             best_bid=msg.best_bid,
@@ -95,4 +106,3 @@ class PeaksHandlers:
             liquidity_vacuum_zones=_bands(a.liquidity_vacuum_zones),
             resonance_zones=_bands(a.resonance_zones),
         )
-        return [Output(self.subjects.peaks_zones(msg.venue, msg.symbol), out)]

@@ -444,6 +444,14 @@ def _levels(grid: _Grid, size: float, p: PeakParams) -> tuple[list[float], list[
     return [float(px[poc]), float(px[val]), float(px[vah] + size)], px[hvn].tolist(), px[lvn].tolist()
 
 
+def _require_finite(**parts: object) -> None:
+    """Raise ``ValueError`` naming the first part of a result that holds a non-finite number."""
+    for name, x in parts.items():
+        a = np.asarray(x, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise ValueError(f"analyse: {name} is not finite ({a.ravel()[~np.isfinite(a.ravel())][0]!r})")
+
+
 def analyse(
     bid_px: np.ndarray,
     bid_qty: np.ndarray,
@@ -467,9 +475,10 @@ def analyse(
     * Vacuums: from the book, inside ``[known_low, known_high]`` only.
     * Resonance: a book peak and a trade peak within ``params.resonance_tolerance`` buckets.
 
-    Never raises on content: empty sides, one bucket, flat volumes, zeros, NaNs or a mid outside
-    the data give empty lists (and POC/value area at the mid when there is no volume at all).
-    Mismatched price/volume lengths are a caller bug and raise ``ValueError``.
+    Empty sides, one bucket, flat volumes, zeros, NaNs or a mid outside the data give empty lists
+    (and POC/value area at the mid when there is no volume at all). Fails closed on the rest:
+    a result that would not be finite (volumes summing past the float range) raises
+    ``ValueError`` naming it, never goes out; so do mismatched price/volume lengths.
     """
     p = params or _DEFAULT
     size, mid = float(bucket_size), float(mid)
@@ -510,6 +519,8 @@ def analyse(
         _readonly(np.concatenate((bpx, apx))), _readonly(np.concatenate((bq, aq))))
     gaps = vacuum_bands(gap_px, gap_q, size, float(known_low), float(known_high), float(p.vacuum_alpha),
                         int(p.vacuum_min_run))
+    _require_finite(poc=poc, value_area=(val, vah), support=support, resistance=resistance,
+                    resonance=resonance, high_volume_nodes=hvn, low_volume_nodes=lvn, vacuums=gaps)
     gap_list = [(a, b) for a, b in gaps.tolist()]
     support_z, resistance_z, resonance_z = _as_zones(support), _as_zones(resistance), _as_zones(resonance)
     return Analysis(

@@ -1,0 +1,44 @@
+"""The per-symbol price guard refuses outliers against a fresh reference, and a stale or bogus
+reference never refuses the market for longer than its age limit."""
+
+import numpy as np
+
+from depthflow.aggregator.guard import PriceGuard
+
+S = 1_000_000_000
+
+
+def guard() -> PriceGuard:
+    return PriceGuard(trade_ratio=1.5, book_ratio=10.0, max_age_ns=60 * S)
+
+
+def test_trades_far_from_the_reference_are_refused_and_near_ones_pass():
+    g = guard()
+    g.accept("X", 0, 60_000.0)
+    assert g.check_trades("X", S, np.array([59_990.0, 60_010.0]))[0] is None
+    why, _ = g.check_trades("X", S, np.array([60_000.0, 10.0]))
+    assert why == "trade price 10.0 is more than 1.5x below the reference price 60000.0"
+    why, _ = g.check_trades("X", S, np.array([3e6]))
+    assert "above the reference price" in str(why)
+
+
+def test_without_a_fresh_reference_a_batch_is_checked_against_its_own_median():
+    g = guard()
+    assert g.check_trades("X", 0, np.array([100.0, 101.0, 99.0])) == (None, 100.0)
+    why, _ = g.check_trades("X", 0, np.array([100.0, 101.0, 1e9]))
+    assert "the batch's median 101.0" in str(why)
+    g.accept("X", 0, 10.0)  # a bogus reference ...
+    assert g.check_trades("X", 30 * S, np.array([60_000.0]))[0] is not None
+    assert g.check_trades("X", 61 * S, np.array([60_000.0]))[0] is None  # ... refuses only until it is stale
+
+
+def test_books_with_levels_far_from_their_own_mid_are_refused():
+    g = guard()
+    bids, asks = np.array([99.0, 98.0, 20.0]), np.array([101.0, 102.0])
+    assert g.check_book("X", 0, bids, asks) == (None, 100.0)
+    why, _ = g.check_book("X", 0, np.array([99.0, 5.0]), asks)
+    assert why == "book level 5.0 is more than 10x below the book's mid 100.0"
+    assert g.check_book("X", 0, np.array([]), np.array([]))[0] is None
+    g.accept("X", 0, 100.0)
+    why, _ = g.check_book("X", S, np.array([299.0]), np.array([301.0]))  # a shifted book
+    assert "book mid 300.0" in str(why)
