@@ -1,0 +1,1 @@
+"""Fault injectors for tests: real sockets and real servers, with a path that can fail."""
