@@ -4,6 +4,10 @@ Why these two: a 5000-level ``DepthSnapshot`` (~160 kB of float64 arrays) is the
 the pipeline moves, so it bounds the codec cost per book; ``SignalFused`` is a typical small
 message, where the fixed per-message overhead dominates. Both go through the project's own
 ``depthflow.common.codec`` (one shared encoder, one reused decoder), i.e. what a handler pays.
+
+``codec_depth5000_validate_us`` is the value validation alone (``DepthSnapshot.__post_init__``:
+finite, positive, sorted, aligned; issue 8), which every decode and every construction pays;
+``codec_depth5000_validate_share`` is its part of the decode.
 """
 
 from __future__ import annotations
@@ -76,11 +80,14 @@ def run() -> list[Figure]:
 
     enc = measure(lambda: encode(snap), number=10, repeat=3000, budget_s=2.5)
     dec = measure(lambda: depth_decoder.decode(payload), number=10, repeat=3000, budget_s=2.5)
+    val = measure(snap.__post_init__, number=10, repeat=3000, budget_s=2.5)
     rt = measure(lambda: sig_decoder.decode(encode(sig)), number=200, repeat=3000, budget_s=2.5)
     mb = len(payload) / 1e6
     return [
         Figure.timing("codec_depth5000_encode_us", enc),
         Figure.timing("codec_depth5000_decode_us", dec),
+        Figure.timing("codec_depth5000_validate_us", val),
+        Figure("codec_depth5000_validate_share", round(val.median_us / dec.median_us, 2), "ratio"),
         Figure("codec_depth5000_bytes", len(payload), "B"),
         Figure("codec_depth5000_encode_mb_per_s", round(mb / (enc.median_us / 1e6), 1), "MB/s"),
         Figure("codec_depth5000_decode_mb_per_s", round(mb / (dec.median_us / 1e6), 1), "MB/s"),
