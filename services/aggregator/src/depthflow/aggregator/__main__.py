@@ -10,7 +10,7 @@ from depthflow.common.runtime import Service, run_main
 
 
 async def build() -> Service:
-    cfg = load_config(AggregatorConfig, "aggregator")
+    cfg = load_config(AggregatorConfig, "aggregator", needs=("nats", "redis"))
     service = Service("aggregator", cfg.runtime)
     h = AggregatorHandlers(cfg, service.subjects)
     s = service.subjects

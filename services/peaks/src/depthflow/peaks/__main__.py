@@ -10,7 +10,7 @@ from depthflow.peaks.handlers import PeaksHandlers
 
 
 async def build() -> Service:
-    cfg = load_config(PeaksConfig, "peaks")
+    cfg = load_config(PeaksConfig, "peaks", needs=("nats", "redis"))
     service = Service("peaks", cfg.runtime)
     h = PeaksHandlers(cfg, service.subjects)
     s = service.subjects
