@@ -6,6 +6,10 @@ messages (never while one is half-applied), so a checkpoint at sequence S holds 
 messages up to S. On start it restores that state and replays, without publishing, the messages
 after S that the durable consumer had already acknowledged; everything later arrives through the
 consumer as usual. One key per symbol lets a symbol's state move on its own (canary lanes).
+
+A save that fails (the store restarting, say) costs nothing but time: the previous checkpoint
+still holds an exact earlier state, so the runtime logs the failure and saves again at the next
+interval; the connection pool reconnects by itself once the store is back.
 """
 
 from __future__ import annotations
@@ -49,7 +53,13 @@ class CheckpointStore:
 
     @classmethod
     def connect(cls, url: str, prefix: str, durable: str) -> CheckpointStore:
-        return cls(aioredis.from_url(url, socket_timeout=5.0), prefix, durable)
+        return cls(
+            aioredis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0), prefix, durable
+        )
+
+    async def ping(self) -> None:
+        """Raise unless the store answers (start-up checks this within its bound)."""
+        await self.r.ping()
 
     async def close(self) -> None:
         await self.r.aclose()

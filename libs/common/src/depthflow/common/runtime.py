@@ -7,6 +7,12 @@ A service registers handlers; a handler turns one decoded input into zero or mor
 :class:`Output` s and never touches NATS. The runtime publishes the outputs, each with
 ``Nats-Msg-Id = <service>:<input stream>:<input seq>:<n>``, and acks the input only after
 JetStream acknowledged every output, so a crash at any point loses nothing and doubles nothing.
+
+Outages of NATS or the checkpoint store are waited out, not fatal (a crashed service is a gap in
+the pipeline until something restarts it): fetches and publishes wait for the reconnect, a
+checkpoint that cannot be saved is saved at the next interval. Start-up, by contrast, is bounded
+(``startup_timeout_s``): a server that never answers is an error naming its setting, and SIGTERM
+is honoured at every step of it.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
 import msgspec
 import nats.errors
+import redis.exceptions
 from aiohttp import web
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -29,15 +36,23 @@ from opentelemetry import trace
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from depthflow.common.bus import Bus
+from depthflow.common.bus import TRANSIENT_ERRORS, Bus, Unreachable
 from depthflow.common.checkpoint import Checkpointed, CheckpointStore, IncompatibleState
 from depthflow.common.codec import Decoder, InvalidMessage
 from depthflow.common.config import RuntimeConfig
+from depthflow.common.devstack import REDIS_URL_ENV
+from depthflow.common.redact import mask_url
 from depthflow.common.subjects import Subjects, subject_matches
 from depthflow.common.telemetry import Metrics, extract_trace, setup_logging, setup_tracing
 
 T = TypeVar("T")
 log = logging.getLogger("depthflow.runtime")
+
+#: How long a draining service lets a worker finish the message in hand. Past it (a publish
+#: waiting out an outage, say) the worker is cancelled: its message is not acked, so it comes
+#: again to the next run, whose outputs carry the same ids and are dropped as duplicates.
+DRAIN_TIMEOUT_S = 10.0
+_STORE_ERRORS = (redis.exceptions.RedisError, OSError)
 
 
 @dataclass(frozen=True)
@@ -203,26 +218,25 @@ class Service:
                 loop.add_signal_handler(sig, self.stop)
         runner = await self._serve_http()
         try:
-            self.bus = await Bus.connect(self.cfg.nats_url, self.cfg.prefix, name=self.name)
-            await self.bus.verify()
-            for fn in self._on_start:
-                await fn(self.bus)
-            inputs = list(self._inputs.values())
-            if any(i.checkpointing for i in inputs):
-                self._checkpoints = CheckpointStore.connect(self.cfg.redis_url, self.cfg.prefix, self.durable)
-                for i in inputs:
-                    if i.checkpointing is not None:
-                        await self._restore(i)
-            subs = [await self._bind(i) for i in inputs]
-            workers = [
+            stop_wait = asyncio.create_task(self._stopping.wait())
+            starting = asyncio.create_task(self._start(), name="start-up")
+            await asyncio.wait([stop_wait, starting], return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():  # SIGTERM while connecting or restoring: leave at once
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                log.info("stopped during start-up")
+                return
+            inputs, subs = starting.result()
+            consumers = [
                 asyncio.create_task(self._consume_loop(i, s), name=f"consume-{i.stream}")
                 for i, s in zip(inputs, subs, strict=True)
             ]
-            workers += [asyncio.create_task(t(self.bus), name="task") for t in self._tasks]
+            assert self.bus is not None
+            workers = consumers + [asyncio.create_task(t(self.bus), name="task") for t in self._tasks]
             self._ready = True
             self.metrics.ready.labels(self.cfg.lane).set(1)
             log.info("ready", extra={"port": self._http_port, "inputs": len(inputs)})
-            stop_wait = asyncio.create_task(self._stopping.wait())
             await asyncio.wait([stop_wait, *workers], return_when=asyncio.FIRST_COMPLETED)
             failed = [w for w in workers if w.done() and w.exception() is not None]
             self._stopping.set()
@@ -230,9 +244,14 @@ class Service:
             self.metrics.ready.labels(self.cfg.lane).set(0)
             log.info("draining")
             # workers finish the message in hand, then return
+            _, late = await asyncio.wait(workers, timeout=DRAIN_TIMEOUT_S)
+            for w in late:
+                log.warning("drain timed out; cancelling", extra={"worker": w.get_name()})
+                w.cancel()
             await asyncio.gather(*workers, stop_wait, return_exceptions=True)
-            for i in inputs:
-                await self._save_checkpoint(i, force=True)
+            for i, w in zip(inputs, consumers, strict=True):
+                if w not in late:  # a cancelled worker may hold a half-applied message
+                    await self._save_checkpoint(i, force=True)
             if failed:
                 # crash-only: a consumer that died must not leave a half-working service behind
                 raise ServiceFailed(f"{self.name}: worker failed") from failed[0].exception()
@@ -246,6 +265,55 @@ class Service:
                     await close()
             await runner.cleanup()
         log.info("stopped")
+
+    async def _start(self) -> tuple[list[StreamInput], list[Any]]:
+        """Connect (each server within the bound), verify, restore state, bind the consumers."""
+        self.bus = await Bus.connect(
+            self.cfg.nats_url, self.cfg.prefix, name=self.name, within_s=self.cfg.startup_timeout_s
+        )
+        await self.bus.verify()
+        for fn in self._on_start:
+            await fn(self.bus)
+        inputs = list(self._inputs.values())
+        if any(i.checkpointing for i in inputs):
+            store = self._checkpoints = CheckpointStore.connect(
+                self.cfg.redis_url, self.cfg.prefix, self.durable
+            )
+            await self.reach("Valkey", REDIS_URL_ENV, self.cfg.redis_url, store.ping, _STORE_ERRORS)
+            for i in inputs:
+                if i.checkpointing is not None:
+                    await self._restore(i)
+        subs = [await self._bind(i) for i in inputs]
+        return inputs, subs
+
+    async def reach(
+        self,
+        what: str,
+        setting: str,
+        url: str,
+        attempt: Callable[[], Coroutine[Any, Any, T]],
+        retry_on: tuple[type[BaseException], ...] = (OSError, TimeoutError),
+    ) -> T:
+        """Run ``attempt`` until it succeeds, for at most ``startup_timeout_s``.
+
+        Past the bound, :class:`Unreachable` names the server and the setting to fix, e.g.
+        ``cannot reach Postgres at postgresql://u:***@h/db (DEPTHFLOW_POSTGRES_URL) within
+        15s``: a service that cannot start says so and exits instead of hanging. A service
+        opening its own client at start (risk's ledger) wraps it in this too.
+        """
+        bound = self.cfg.startup_timeout_s
+        deadline = time.monotonic() + bound
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return await asyncio.wait_for(attempt(), max(left, 0.01))
+            except retry_on as exc:
+                if time.monotonic() + 0.5 >= deadline:
+                    raise Unreachable(
+                        f"cannot reach {what} at {mask_url(url)} ({setting}) within {bound:g}s"
+                        f" (last error: {mask_url(str(exc)) or type(exc).__name__})"
+                    ) from exc
+                await asyncio.sleep(0.5)
 
     def stop(self) -> None:
         """Begin a graceful drain."""
@@ -275,6 +343,7 @@ class Service:
         return await js.pull_subscribe_bind(durable=self.durable, stream=stream)
 
     async def _consume_loop(self, inp: StreamInput, sub: Any) -> None:
+        assert self.bus is not None
         while not self._stopping.is_set():
             try:
                 msgs = await sub.fetch(self.cfg.fetch_batch, timeout=0.5)
@@ -282,6 +351,12 @@ class Service:
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.DrainTimeoutError):
                 return
+            except (*TRANSIENT_ERRORS, nats.errors.Error) as exc:
+                # the server is away or recovering: the durable keeps our place, so wait
+                log.warning("fetch failed; waiting for the bus", extra={"error": repr(exc)})
+                await asyncio.sleep(0.5)
+                await self.bus.wait_connected()
+                continue
             for m in msgs:
                 await self._handle(inp, m)
 
@@ -328,11 +403,22 @@ class Service:
                 with contextlib.suppress(Exception):
                     await m.nak(delay=min(2.0 ** meta.num_delivered * 0.1, 5.0))
                 return
-            await m.ack()
+            await self._ack(m)
         inp.last_seq = seq
         await self._save_checkpoint(inp)
         self.metrics.messages.labels(kind, self.metrics.symbol(symbol), lane, "ok").inc()
         self.metrics.handle_seconds.labels(kind, lane).observe(time.perf_counter() - started)
+
+    async def _ack(self, m: Any) -> None:
+        """Ack ``m``, waiting out a disconnect (an ack lost to an outage is a redelivery)."""
+        assert self.bus is not None
+        while True:
+            try:
+                await m.ack()
+                return
+            except TRANSIENT_ERRORS:
+                await asyncio.sleep(0.2)
+                await self.bus.wait_connected()
 
     async def publish(self, out: Output, msg_id: str) -> None:
         """Publish ``out`` (waiting for JetStream's ack) and count it; for handlers and tasks."""
@@ -351,8 +437,13 @@ class Service:
         if not force and now - ck.last_save < ck.interval_s:
             return
         states = {s: ck.target.dump_state(s) for s in ck.target.checkpoint_symbols()}
-        await self._checkpoints.save(inp.stream, inp.last_seq, states)
-        ck.last_save = now
+        ck.last_save = now  # a failed save is tried again after another interval, not each message
+        try:
+            await self._checkpoints.save(inp.stream, inp.last_seq, states)
+        except _STORE_ERRORS as exc:
+            # the previous checkpoint still holds an exact (older) state: nothing is lost
+            log.warning("checkpoint not saved; retrying at the next interval",
+                        extra={"stream": inp.stream, "seq": inp.last_seq, "error": repr(exc)})
 
     async def _restore(self, inp: StreamInput) -> None:
         """Load the checkpoint, then re-apply (without publishing) what was acked after it."""
@@ -412,7 +503,7 @@ class Service:
         await self.bus.dead_letter(
             self.name, m.subject, meta.stream, meta.sequence.stream, m.data, m.headers, reason
         )
-        await m.ack()
+        await self._ack(m)
         self.metrics.dead_letters.labels(kind, self.cfg.lane).inc()
         self.metrics.messages.labels(
             kind, self.metrics.symbol(symbol), self.cfg.lane, "dead_letter"
@@ -459,5 +550,5 @@ def run_main(build: Callable[[], Awaitable[Service]]) -> None:
 
     try:
         asyncio.run(_main())
-    except ConfigError as exc:
+    except (ConfigError, Unreachable) as exc:
         raise SystemExit(f"{exc}") from None

@@ -31,7 +31,7 @@ from depthflow.common.devstack import (
 from depthflow.ctl.control import bootstrap, set_trading_state
 from depthflow.ctl.stack import ServiceStack, StartInterrupted
 from depthflow.ctl.summary import Snapshot, collect, final_json, render
-from depthflow.ctl.supervisor import RunLock, StopSignals
+from depthflow.ctl.supervisor import RunLock, StopSignals, wait_gone
 
 DEFAULT_STATE = Path(os.environ.get("DEPTHFLOW_STATE_DIR", ".state"))
 STOP_BOUND_S = 120.0  # services drain (30 s each at most), then the servers stop (30 s at most)
@@ -230,7 +230,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     if pid is not None:
         _say(f"stopping the supervisor (pid {pid}) ...")
         os.kill(pid, signal.SIGTERM)
-        if lock.wait_free(timeout=STOP_BOUND_S):
+        if lock.wait_free(timeout=STOP_BOUND_S) and wait_gone(pid, timeout=10.0):
             _say("stopped")
             return 0
         _say(f"the supervisor did not stop within {STOP_BOUND_S:.0f}s; stopping what it started")

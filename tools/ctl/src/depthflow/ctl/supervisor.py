@@ -126,3 +126,17 @@ class StopSignals:
     def __call__(self) -> bool:
         return self.received is not None
 
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until process ``pid`` has ended (a zombie counts as ended: it runs nothing)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)

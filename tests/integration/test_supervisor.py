@@ -1,0 +1,269 @@
+"""``depthflow up`` as an operator runs it, in a process of its own: a SIGKILLed service is
+restarted and every snapshot still gives exactly one output per stage; a second ``up`` on the
+same state folder is refused; Ctrl-C (SIGINT to the process group), SIGTERM and ``down`` after
+``--detach`` leave no process behind, services and servers alike; a service that cannot reach
+NATS says so within its bound, and a SIGTERM while it tries ends it at once."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from depthflow.common.devstack import NATS_URL_ENV, POSTGRES_URL_ENV, REDIS_URL_ENV, ServerUrls
+from depthflow.common.messages import (
+    BookBuckets,
+    DepthSnapshot,
+    OrderApproved,
+    OrderRejected,
+    SignalFused,
+    ZonesDetected,
+)
+from depthflow.common.testing.servers import Isolated
+from depthflow.ctl.supervisor import wait_gone
+from tests.conftest import read_all, subject_count, wait_for
+
+SYMBOLS = ["BTCFDUSD", "ETHFDUSD"]
+URL_VARS = (NATS_URL_ENV, POSTGRES_URL_ENV, REDIS_URL_ENV)
+
+
+class Up:
+    """A ``depthflow up`` process in its own process group (as a terminal would run it)."""
+
+    def __init__(self, state: Path, prefix: str, args: list[str], urls: ServerUrls | None) -> None:
+        self.state = state
+        self.out = state.parent / f"{state.name}-up.log"
+        env = {k: v for k, v in os.environ.items() if k not in URL_VARS}
+        env.update(urls.as_env() if urls else {})
+        argv = [sys.executable, "-m", "depthflow.ctl", "--state", str(state), "--prefix", prefix,
+                "--symbols", ",".join(SYMBOLS), "up", *args]
+        with self.out.open("ab") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+
+    def text(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    async def wait_text(self, needle: str, within_s: float = 120.0) -> None:
+        async def seen() -> bool:
+            if self.proc.poll() is not None and needle not in self.text():
+                raise AssertionError(f"depthflow up exited with {self.proc.returncode}:\n{self.text()}")
+            return needle in self.text()
+
+        await wait_for(seen, within_s)
+
+    def services(self) -> dict[str, int]:
+        return {d["name"]: d["pid"] for d in json.loads((self.state / "services.json").read_text())}
+
+    def server_pids(self) -> list[int]:
+        record = json.loads((self.state / "servers" / "servers.json").read_text())
+        return [int(s["pid"]) for s in record["servers"].values()]
+
+    def finish(self, within_s: float = 180.0) -> int:
+        return self.proc.wait(timeout=within_s)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture
+def ups() -> Iterator[list[Up]]:
+    """Every ``up`` a test starts; whatever is left running at the end is stopped for good."""
+    started: list[Up] = []
+    yield started
+    for up in started:
+        pids: list[int] = []
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pids += up.services().values()
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pids += up.server_pids()
+        up.kill()
+        _kill_alive(pids)
+
+
+def _kill_alive(pids: list[int]) -> None:
+    for pid in pids:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Alive and not a zombie (a reaped or reparented-and-reaped process is gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _poll(condition: Callable[[], bool], within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, f"condition not met within {within_s}s"
+        time.sleep(0.1)
+
+
+def _depthflow(state: Path, prefix: str, *args: str, urls: ServerUrls | None = None,
+               ) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in URL_VARS}
+    env.update(urls.as_env() if urls else {})
+    return subprocess.run([sys.executable, "-m", "depthflow.ctl", "--state", str(state), "--prefix", prefix,
+                           "--symbols", ",".join(SYMBOLS), *args],
+                          capture_output=True, text=True, env=env, timeout=240, check=False)
+
+
+SNAPSHOTS = 16
+PIPELINE = [  # stream, subject builder, type: one output per snapshot at every stage
+    ("MD", "md_depth", DepthSnapshot),
+    ("AGG", "agg_book", BookBuckets),
+    ("PEAKS", "peaks_zones", ZonesDetected),
+    ("SIGNALS", "signal_fused", SignalFused),
+    ("RISK", "risk_order", OrderApproved | OrderRejected),
+]
+
+
+async def assert_exactly_once(bus, snapshots: int | None = None) -> None:
+    """Every stage holds one output per snapshot, for the same market events, and no dead letter."""
+    s = bus.subjects
+    for sym in SYMBOLS:
+        origins = {}
+        for stream, builder, type_ in PIPELINE:
+            msgs = [m for _, m in await read_all(bus, stream, getattr(s, builder)("binance", sym), type_)]
+            origins[builder] = sorted(m.origin_ts for m in msgs)
+        first = origins["md_depth"]
+        assert snapshots is None or len(first) == snapshots, (sym, len(first))
+        assert len(set(first)) == len(first), sym
+        assert all(o == first for o in origins.values()), (sym, {k: len(v) for k, v in origins.items()})
+    assert await subject_count(bus, "DLQ", s.dlq()) == 0
+
+
+async def test_a_killed_service_is_restarted_and_every_snapshot_still_flows_once(
+    bus, isolated: Isolated, tmp_path: Path, ups: list[Up], monkeypatch
+) -> None:
+    monkeypatch.setenv("DEPTHFLOW_COLLECTOR_MAX_SNAPSHOTS", str(SNAPSHOTS))
+    state = tmp_path / "state"
+    up = Up(state, isolated.prefix, ["--speed", "2"], isolated.urls)
+    ups.append(up)
+    await up.wait_text("pipeline running")
+
+    second = _depthflow(state, isolated.prefix, "up", urls=isolated.urls)
+    assert second.returncode != 0
+    assert "refused: depthflow is already running" in second.stdout
+
+    s = bus.subjects
+
+    async def books(n: int) -> bool:
+        return await subject_count(bus, "AGG", s.agg_book()) >= n
+
+    await wait_for(lambda: books(3), within_s=60)
+    victim = up.services()["aggregator"]
+    os.kill(victim, signal.SIGKILL)
+
+    async def restarted() -> bool:
+        pid = up.services()["aggregator"]
+        return pid != victim and _alive(pid)
+
+    await wait_for(restarted, within_s=30)
+
+    async def decided() -> bool:
+        return await subject_count(bus, "RISK", s.risk_order()) >= SNAPSHOTS * len(SYMBOLS)
+
+    await wait_for(decided, within_s=180)
+    await up.wait_text("the collector finished its source")
+    children = list(up.services().values())
+    os.kill(up.proc.pid, signal.SIGTERM)
+    assert up.finish() == 0, up.text()
+    final = json.loads(up.text().strip().splitlines()[-1])
+    assert final["restarts"] == {"aggregator": 1}
+    assert "collector restarted" not in up.text()
+    assert not [p for p in children if _alive(p)]
+    await assert_exactly_once(bus, SNAPSHOTS)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "detach-down"])
+async def test_a_stop_leaves_no_process_and_prints_the_summary(
+    how: str, tmp_path: Path, ups: list[Up], monkeypatch
+) -> None:
+    """Embedded servers here (no URLs): they are the stop's last step and must go too."""
+    state = tmp_path / "state"
+    if how == "detach-down":
+        done = _depthflow(state, "", "up", "--detach")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "running in the background" in done.stdout
+        pids = list(json.loads((state / "services.json").read_text()))
+        supervisor = json.loads((state / "supervisor.json").read_text())["pid"]
+        up_pids = [supervisor]
+        status = _depthflow(state, "", "status")
+        assert f"supervisor  running (pid {supervisor})" in status.stdout, status.stdout + status.stderr
+        refused = _depthflow(state, "", "up")
+        assert refused.returncode != 0
+        assert "refused" in refused.stdout
+        servers = [int(s["pid"]) for s in
+                   json.loads((state / "servers" / "servers.json").read_text())["servers"].values()]
+        pids = [d["pid"] for d in pids] + servers + up_pids
+        try:
+            down = _depthflow(state, "", "down")
+        finally:
+            left = [pid for pid in pids if not wait_gone(pid, 5)]
+            _kill_alive(left)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert not left
+        log = (state / "logs" / "supervisor.log").read_text()
+    else:
+        up = Up(state, "", [], None)
+        ups.append(up)
+        await up.wait_text("pipeline running")
+        pids = [*up.services().values(), *up.server_pids()]
+        if how == "ctrl-c":  # a terminal signals the whole group; an impatient user does it thrice
+            for _ in range(3):
+                os.killpg(up.proc.pid, signal.SIGINT)
+        else:
+            os.kill(up.proc.pid, signal.SIGTERM)
+            os.kill(up.proc.pid, signal.SIGTERM)
+        assert up.finish() == 0, up.text()
+        log = up.text()
+    assert "final summary" in log
+    assert "Traceback" not in log
+    assert '"restarts": {}' in log.strip().splitlines()[-1]
+    assert not [p for p in pids if _alive(p)]
+
+
+def test_an_unreachable_nats_fails_start_up_within_the_bound_naming_the_setting(tmp_path: Path) -> None:
+    env = {**os.environ, NATS_URL_ENV: "nats://depthflow:hunter2@127.0.0.1:1",
+           POSTGRES_URL_ENV: "postgresql://u:hunter2@127.0.0.1:1/x", REDIS_URL_ENV: "redis://127.0.0.1:1/0",
+           "DEPTHFLOW_STARTUP_TIMEOUT_S": "3"}
+    done = subprocess.run([sys.executable, "-m", "depthflow.peaks"], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert done.returncode != 0
+    want = "cannot reach NATS at nats://depthflow:***@127.0.0.1:1 (DEPTHFLOW_NATS_URL) within 3s"
+    assert want in done.stderr
+    assert "hunter2" not in done.stdout + done.stderr
+
+
+def test_sigterm_while_connecting_ends_start_up_at_once(tmp_path: Path) -> None:
+    env = {**os.environ, NATS_URL_ENV: "nats://127.0.0.1:1", POSTGRES_URL_ENV: "postgresql://u@127.0.0.1:1/x",
+           REDIS_URL_ENV: "redis://127.0.0.1:1/0", "DEPTHFLOW_STARTUP_TIMEOUT_S": "600"}
+    log = tmp_path / "peaks.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "depthflow.peaks"], stdout=out,
+                                stderr=subprocess.STDOUT, env=env)
+    try:
+        _poll(lambda: "Connect call failed" in log.read_text(), within_s=60)  # inside the connect loop
+        assert proc.poll() is None, log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        # far below the 600 s bound: the signal, not the bound, ended it
+        assert proc.wait(timeout=20) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
