@@ -1,9 +1,9 @@
-"""Postgres unreachable under a running risk: every signal still gets exactly one decision,
-``infrastructure_unavailable``, at once (no retries, no dead letter), ``/readyz`` says not
-ready, and the decisions are in the ledger once Postgres is back; then risk trades again on the
-pool's new connections.
+"""Postgres (or Redis) unreachable under a running risk: every signal still gets exactly one
+decision, ``infrastructure_unavailable``, at once (no retries, no dead letter), ``/readyz`` says
+not ready, and the decisions are in the ledger once the server is back; then risk trades again on
+the clients' new connections (asyncpg's pool and redis-py reconnect by themselves).
 
-The outage is a relay between risk and the session's Postgres that the test cuts and restores
+The outage is a relay between risk and the session's server that the test cuts and restores
 (tests/faults/tcp_proxy.py): real sockets, the real server, only the path fails.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import pytest
 
 from depthflow.common.messages import OrderApproved
 from depthflow.ctl.stack import readyz
@@ -32,22 +33,24 @@ async def _wait_ready(port: int, ready: bool) -> None:
     await wait_for(reached, within_s=30)
 
 
-async def test_postgres_outage_gives_one_infrastructure_unavailable_decision_per_signal(
-    stack, bus, isolated
+@pytest.mark.parametrize("server", ["postgres", "redis"])
+async def test_an_outage_gives_one_infrastructure_unavailable_decision_per_signal(
+    stack, bus, isolated, server
 ):
-    async with TcpProxy.to_url(isolated.urls.postgres) as proxy:
+    url = getattr(isolated.urls, server)
+    async with TcpProxy.to_url(url) as proxy:
         s = await stack(
-            "risk", DEPTHFLOW_POSTGRES_URL=proxy.rewrite(isolated.urls.postgres),
+            "risk", **{f"DEPTHFLOW_{server.upper()}_URL": proxy.rewrite(url)},
             DEPTHFLOW_RISK_STORAGE_PROBE_INTERVAL_S="3", **ENV,
         )
         port = s.procs[0].port
         await publish_marks(bus, book())
 
         proxy.cut()
-        # before the next probe: this one meets the broken connection in its own transaction
+        # before the next probe: this one meets the broken connection in its own decision
         await publish_signals(bus, signal("outage-0"))
         await _wait_ready(port, False)
-        # risk knows now: these are answered without waiting on Postgres
+        # risk knows now: these are answered without waiting on storage
         await publish_signals(bus, signal("outage-1"), signal("outage-2"))
         during = await decisions(bus, 3)
         assert {d.reason for d in during.values()} == {"infrastructure_unavailable"}
