@@ -81,3 +81,29 @@ async def test_an_outage_gives_one_infrastructure_unavailable_decision_per_signa
         await _wait_ready(port, False)
         proxy.restore()
         await _wait_ready(port, True)
+
+
+async def test_a_decision_kept_during_an_outage_survives_a_restart_of_risk(stack, bus, isolated):
+    url = isolated.urls.postgres
+    async with TcpProxy.to_url(url) as proxy:
+        env = {"DEPTHFLOW_POSTGRES_URL": proxy.rewrite(url), **ENV}
+        first = await stack("risk", **env)
+        await publish_marks(bus, book())
+        proxy.cut()
+        await publish_signals(bus, signal("kept"))
+        assert (await decisions(bus, 1))["kept"].reason == "infrastructure_unavailable"
+        await asyncio.to_thread(first.stop)  # Postgres still unreachable: only Redis has it
+
+        proxy.restore()
+        await stack("risk", **env)
+
+        async def recorded() -> bool:
+            conn = await asyncpg.connect(url)
+            try:
+                return await conn.fetchval(
+                    "SELECT reason FROM risk.decisions WHERE signal_id = 'kept'"
+                ) == "infrastructure_unavailable"
+            finally:
+                await conn.close()
+
+        await wait_for(recorded, within_s=30)
