@@ -9,6 +9,7 @@ its book's ``ts_init`` and the checks refuse one that is too old.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
@@ -43,15 +44,8 @@ class HotState:
 
     async def marks(self) -> dict[str, Mark]:
         """The mirrored marks; an entry in another format is skipped (no mark: fail closed)."""
-        raw = await self.r.hgetall(f"{self.base}:marks")
-        out = {}
-        for k, v in raw.items():
-            try:
-                bid, ask, ts = msgspec.msgpack.decode(v, type=tuple[float, float, int])
-            except msgspec.DecodeError:
-                continue
-            out[k.decode()] = Mark(bid, ask, ts)
-        return out
+        raw = await self._hash(f"{self.base}:marks", tuple[float, float, int])
+        return {symbol: Mark(*fields) for symbol, fields in raw.items()}
 
     def _minute_key(self, now_s: float | None = None) -> str:
         return f"{self.base}:orders:{int((now_s or time.time()) // 60)}"
@@ -84,10 +78,18 @@ class HotState:
         await self.r.hset(f"{self.base}:kept", signal_id, blob)
 
     async def spooled(self) -> dict[str, tuple[bytes, str, str]]:
-        raw = await self.r.hgetall(f"{self.base}:kept")
-        return {
-            k.decode(): msgspec.msgpack.decode(v, type=tuple[bytes, str, str]) for k, v in raw.items()
-        }
+        """The spooled decisions (one in another format is skipped: it stays on ``risk.order.*``)."""
+        return await self._hash(f"{self.base}:kept", tuple[bytes, str, str])
+
+    async def _hash(self, key: str, type_: Any) -> dict[str, Any]:
+        """A hash of msgpack values, skipping a value that does not decode as ``type_``."""
+        out = {}
+        for k, v in (await self.r.hgetall(key)).items():
+            try:
+                out[k.decode()] = msgspec.msgpack.decode(v, type=type_)
+            except msgspec.DecodeError:
+                continue
+        return out
 
     async def unspool(self, signal_id: str) -> None:
         await self.r.hdel(f"{self.base}:kept", signal_id)
