@@ -28,7 +28,8 @@ from depthflow.common.devstack import (
     require_nats_version,
     servers_from_env,
 )
-from depthflow.ctl.control import bootstrap, set_trading_state
+from depthflow.common.redact import mask_url
+from depthflow.ctl.control import RefusedCommand, bootstrap, set_trading_state
 from depthflow.ctl.stack import ServiceStack, StartInterrupted
 from depthflow.ctl.summary import Snapshot, collect, final_json, render
 from depthflow.ctl.supervisor import RunLock, StopSignals, wait_gone
@@ -115,8 +116,8 @@ def _supervise(args: argparse.Namespace, lock: RunLock, stop: StopSignals) -> in
     t0 = time.monotonic()
     urls, embedded = _servers(state, start=True)
     require_nats_version(urls.nats)
-    _say(f"servers up in {time.monotonic() - t0:.1f}s: nats {urls.nats}  postgres {urls.postgres}"
-         f"  redis {urls.redis}")
+    _say(f"servers up in {time.monotonic() - t0:.1f}s: nats {urls.masked().nats}  postgres "
+         f"{urls.masked().postgres}  redis {urls.masked().redis}")
     stack = ServiceStack(state)
 
     def stop_servers() -> None:
@@ -270,7 +271,14 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 def cmd_state(args: argparse.Namespace) -> int:
     urls, _ = _servers(args.state, start=False)
     state = "HALTED" if args.command == "halt" else "ACTIVE"
-    prev = asyncio.run(set_trading_state(urls.nats, args.prefix, args.venue, state))
+    try:
+        prev = asyncio.run(set_trading_state(urls.nats, args.prefix, args.venue, state))
+    except RefusedCommand as exc:
+        _say(f"{args.command} refused: {exc}")
+        return 2
+    except Exception as exc:  # any failure is told, and the exit code says it
+        _say(f"{args.command} failed: {mask_url(str(exc)) or type(exc).__name__}")
+        return 1
     _say(f"trading state {prev} -> {state} (venue {args.venue})")
     return 0
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
+from nats.js.kv import KeyValue
 
 from depthflow.common.bus import Bus
 from depthflow.common.subjects import Subjects
 
 SERVICES = ("collector", "aggregator", "peaks", "ai-fusion", "risk")
+TRADING_STATES = ("ACTIVE", "HALTED")
+# An operator waiting on halt wants an answer soon: connect or fail within this bound.
+CONNECT_S = 5.0
 
 
 async def bootstrap(nats_url: str, prefix: str, venue: str) -> None:
@@ -24,16 +28,48 @@ async def bootstrap(nats_url: str, prefix: str, venue: str) -> None:
         await bus.close()
 
 
+class RefusedCommand(Exception):
+    """An operator command that cannot do what it was asked: the message says why."""
+
+
 async def set_trading_state(nats_url: str, prefix: str, venue: str, state: str) -> str:
-    """Set the trading state (an operator's halt or resume); return the previous one."""
-    bus = await Bus.connect(nats_url, prefix, name="depthflow-ctl")
+    """Set a venue's trading state (an operator's halt or resume); return the previous one.
+
+    A venue is one that has a trading state, created by ``depthflow bootstrap`` or ``up`` for
+    the configured venue: halting a misspelt venue must not print success while the real one
+    keeps trading. The write is conditional on the state read, so the transition reported is
+    the one made (a concurrent change makes the command fail instead).
+    """
+    if state not in TRADING_STATES:
+        raise RefusedCommand(f"unknown trading state {state!r}; one of {', '.join(TRADING_STATES)}")
     try:
-        kv = await bus.js.key_value(bus.subjects.kv_bucket("control"))
+        key = Subjects.trading_state_key(venue)
+    except ValueError as exc:
+        raise RefusedCommand(str(exc)) from None
+    bus = await Bus.connect(nats_url, prefix, name="depthflow-ctl", within_s=CONNECT_S)
+    try:
         try:
-            prev = (await kv.get(Subjects.trading_state_key(venue))).value or b""
+            kv = await bus.js.key_value(bus.subjects.kv_bucket("control"))
+        except BucketNotFoundError:
+            raise RefusedCommand("no control bucket: run `depthflow bootstrap` (or `up`) first") from None
+        try:
+            entry = await kv.get(key)
         except KeyNotFoundError:
-            prev = b""
-        await kv.put(Subjects.trading_state_key(venue), state.encode())
-        return prev.decode() or "UNKNOWN"
+            known = await _known_venues(kv)
+            raise RefusedCommand(
+                f"venue {venue!r} has no trading state (venues: {', '.join(known) or 'none'}); "
+                "a venue gets one from `depthflow --venue VENUE bootstrap`"
+            ) from None
+        await kv.update(key, state.encode(), last=entry.revision)
+        return (entry.value or b"").decode() or "UNKNOWN"
     finally:
         await bus.close()
+
+
+async def _known_venues(kv: KeyValue) -> list[str]:
+    marker = Subjects.trading_state_key("x")[:-1]
+    try:
+        keys = await kv.keys()
+    except NoKeysError:
+        return []
+    return sorted(k[len(marker):] for k in keys if k.startswith(marker))

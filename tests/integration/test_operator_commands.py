@@ -1,0 +1,65 @@
+"""``depthflow halt`` / ``resume`` act on a real venue or fail loudly: a misspelt venue must not
+print success (and exit 0) while the real one keeps trading."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import pytest
+
+from depthflow.common.bus import Bus
+from depthflow.common.subjects import Subjects
+from depthflow.common.testing.servers import Isolated
+from depthflow.ctl.control import RefusedCommand, bootstrap, set_trading_state
+
+
+def depthflow(iso: Isolated, *args: str, nats_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPTHFLOW_")}
+    env |= iso.urls.as_env()
+    if nats_url is not None:
+        env["DEPTHFLOW_NATS_URL"] = nats_url
+    return subprocess.run([sys.executable, "-m", "depthflow.ctl", "--prefix", iso.prefix, *args],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+async def trading_state(bus: Bus, venue: str) -> bytes:
+    kv = await bus.js.key_value(bus.subjects.kv_bucket("control"))
+    return (await kv.get(Subjects.trading_state_key(venue))).value or b""
+
+
+async def test_halt_and_resume_report_the_real_transition(bus: Bus, isolated: Isolated) -> None:
+    await bootstrap(isolated.urls.nats, isolated.prefix, "binance")
+    done = await asyncio.to_thread(depthflow, isolated, "--venue", "binance", "halt")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "trading state ACTIVE -> HALTED (venue binance)" in done.stdout
+    assert await trading_state(bus, "binance") == b"HALTED"
+    done = await asyncio.to_thread(depthflow, isolated, "--venue", "binance", "resume")
+    assert "trading state HALTED -> ACTIVE (venue binance)" in done.stdout
+    assert await trading_state(bus, "binance") == b"ACTIVE"
+
+
+async def test_an_unknown_venue_is_refused_and_nothing_is_written(bus: Bus, isolated: Isolated) -> None:
+    await bootstrap(isolated.urls.nats, isolated.prefix, "binance")
+    done = await asyncio.to_thread(depthflow, isolated, "--venue", "nosuchvenue", "halt")
+    assert done.returncode == 2
+    assert "venue 'nosuchvenue' has no trading state (venues: binance)" in done.stdout
+    assert "->" not in done.stdout
+    kv = await bus.js.key_value(bus.subjects.kv_bucket("control"))
+    assert await kv.keys() == [Subjects.trading_state_key("binance")]
+    with pytest.raises(RefusedCommand, match="has no trading state"):
+        await set_trading_state(isolated.urls.nats, isolated.prefix, "nosuchvenue", "HALTED")
+    with pytest.raises(RefusedCommand, match="venue"):
+        await set_trading_state(isolated.urls.nats, isolated.prefix, "bad.venue", "HALTED")
+
+
+async def test_a_failure_exits_non_zero_without_printing_the_password(isolated: Isolated) -> None:
+    await bootstrap(isolated.urls.nats, isolated.prefix, "binance")
+    password = isolated.urls.nats.split("@")[0].rsplit(":", 1)[1]
+    wrong = isolated.urls.nats.replace(password, "wrong-password")
+    done = await asyncio.to_thread(depthflow, isolated, "halt", nats_url=wrong)
+    assert done.returncode == 1
+    assert "halt failed" in done.stdout
+    assert "wrong-password" not in done.stdout + done.stderr
