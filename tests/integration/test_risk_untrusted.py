@@ -5,6 +5,7 @@ every decision."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import asyncpg
@@ -136,3 +137,14 @@ async def test_a_held_position_without_a_fresh_mark_blocks_every_decision(stack,
     both = await decisions(bus, 2)
     assert isinstance(both["unblocked"], OrderApproved)
     assert both["unblocked"].price == ASK
+
+
+async def test_a_restarted_risk_has_its_marks_from_the_redis_mirror(stack, bus):
+    first = await stack("risk", **ENV)
+    await publish_marks(bus, book())  # acked: a restarted risk is not sent this book again
+    await asyncio.to_thread(first.stop)
+    await stack("risk", **ENV)
+    await publish_signals(bus, signal("after-restart"))
+    decided = await decisions(bus, 1)
+    assert isinstance(decided["after-restart"], OrderApproved)
+    assert decided["after-restart"].price == ASK
