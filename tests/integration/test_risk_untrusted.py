@@ -1,7 +1,7 @@
 """Risk on real NATS, Postgres and Redis trusts nothing upstream: a forged quote, a future
 stamp, a foreign venue and an unknown symbol each get one rejection with its reason code and no
 fill; an approved order fills at risk's own mark; a held position without a fresh mark blocks
-every decision."""
+every decision; a restarted risk has its marks back from the Redis mirror."""
 
 from __future__ import annotations
 
