@@ -12,7 +12,7 @@ from depthflow.risk.storage import Ledger
 
 
 async def build() -> Service:
-    cfg = load_config(RiskConfig, "risk")
+    cfg = load_config(RiskConfig, "risk", needs=("nats", "postgres", "redis"))
     rt = cfg.runtime
     service = Service("risk", rt)
     ledger = await Ledger.open(rt.postgres_url, rt.venue, cfg.starting_cash, cfg.storage_timeout_s)
