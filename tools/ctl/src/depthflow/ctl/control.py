@@ -6,9 +6,11 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 from depthflow.common.bus import Bus
+from depthflow.common.config import SERVICES
 from depthflow.common.subjects import Subjects
 
-SERVICES = ("collector", "aggregator", "peaks", "ai-fusion", "risk")
+__all__ = ["SERVICES", "RefusedCommand", "bootstrap", "set_trading_state"]
+
 TRADING_STATES = ("ACTIVE", "HALTED")
 # An operator waiting on halt wants an answer soon: connect or fail within this bound.
 CONNECT_S = 5.0
