@@ -8,11 +8,15 @@ such values, so a test, like a hostile producer, has to bypass them.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import time
 import urllib.request
 
 import msgspec
 import numpy as np
+import redis.asyncio as aioredis
 
 from depthflow.common.messages import DeadLetter, TradeProfile, f64, f64_bytes, i64_bytes
 from depthflow.ctl.stack import ServiceStack
@@ -153,3 +157,38 @@ async def test_bad_trades_are_dead_letters_and_the_good_batches_still_move_the_p
     assert np.array_equal(f64(last.buy_qty), np.full(5, 2.0))
     assert retries(s) == {"aggregator": 0.0}
 
+
+
+async def test_a_restarted_aggregator_replays_past_its_dead_letters(stack, bus, isolated):
+    """On restart the runtime re-applies the stream after the checkpoint: an input refused the
+    first time (by the handler, or by admission) is refused again, never applied, and never
+    stops the start-up."""
+    first = await stack("aggregator", DEPTHFLOW_AGGREGATOR_CHECKPOINT_INTERVAL_S="3600")
+    subject = bus.subjects.md_trade("binance", SYM)
+    await bus.js.publish(subject, msgspec.msgpack.encode(batch([1, 2], [60_000.0, 60_001.0])))
+    await bus.js.publish(subject, msgspec.msgpack.encode(batch([3, 4], [60_000.0, 10.0])))  # handler refuses
+    probex = msgspec.structs.replace(batch([5], [60_000.0]), symbol="PROBEX")  # admission refuses
+    await bus.js.publish(bus.subjects.md_trade("binance", "PROBEX"), msgspec.msgpack.encode(probex))
+    await bus.js.publish(subject, msgspec.msgpack.encode(batch([6], [60_002.0])))
+    await dead_letters(bus, "aggregator", 2)
+    out = bus.subjects.agg_profile("binance", SYM)
+
+    async def profiles(n: int) -> bool:
+        return await subject_count(bus, "AGG", out) == n
+
+    await wait_for(lambda: profiles(2), within_s=30)
+    os.kill(first.procs[0].pid, signal.SIGKILL)  # a crash: no checkpoint saved
+    first.procs.clear()
+    second = await stack("aggregator")
+    await bus.js.publish(subject, msgspec.msgpack.encode(batch([7], [60_003.0])))
+    await wait_for(lambda: profiles(3), within_s=30)
+    last = [m for _, m in await read_all(bus, "AGG", out, TradeProfile)][-1]
+    assert last.trades_in_window == 4  # 2 + 1 replayed, 1 new; the refused batch not applied
+    await asyncio.to_thread(second.stop)  # drains and saves a checkpoint per symbol it holds
+    r = aioredis.from_url(isolated.urls.redis)
+    try:
+        keys = [k async for k in r.scan_iter(match=f"{isolated.prefix}:ckpt:*")]
+    finally:
+        await r.aclose()
+    assert keys
+    assert not [k for k in keys if k.endswith(b":PROBEX")], keys

@@ -479,9 +479,11 @@ class Service:
             try:
                 msg = inp.decoder.decode(raw.data or b"") if inp.decoder else None
                 route = inp.route_for(msg, raw.subject or "")
+                if route.admit and self.admission_error(msg) is not None:
+                    continue
+                await route.handler(msg, Delivery(raw.subject or "", stream, seq, 1))
             except InvalidMessage:
-                continue  # it went to the dead-letter subject the first time
-            await route.handler(msg, Delivery(raw.subject or "", stream, seq, 1))
+                continue  # it went to the dead-letter subject the first time (a handler's refusal too)
             replayed += 1
         inp.last_seq = floor
         log.info("state restored", extra={"stream": stream, "symbols": len(saved), "replayed": replayed,
