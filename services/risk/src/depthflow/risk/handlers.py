@@ -99,9 +99,13 @@ class RiskHandlers:
         """Probe Postgres and Redis for ``/readyz``; record kept decisions once both answer."""
         timeout = self.cfg.storage_timeout_s
         while not stopping.is_set():
-            ok = await self.ledger.probe(timeout) and await self._ping()
-            if ok and self.kept:
-                await self._record_kept()
+            try:
+                ok = await self.ledger.probe(timeout) and await self._ping()
+                if ok and self.kept:
+                    await self._record_kept()
+            except Exception:  # anything odd is "not ready"; the watcher itself must live on
+                log.exception("storage probe failed")
+                ok = False
             # a decision that failed during the flush keeps us not ready until the next probe
             self.storage_ok = ok and not self.kept
             with contextlib.suppress(TimeoutError):
