@@ -286,3 +286,12 @@ def test_prices_that_left_the_window_stop_costing_buckets():
         p.add(*batch(1 + i, 1, minute=5 * i, px=100.0 + 300 * i))
         assert p.totals.shape[1] <= 500
     assert p.arrays()[0].tolist() == [100.0 + 300 * 19]
+
+
+def test_a_poisoned_checkpoint_is_refused_so_the_state_is_rebuilt_from_the_stream():
+    """Totals saved with a NaN before inputs were validated would taint 48 h of profiles."""
+    p = RollingProfile(1.0, window_min=10)
+    p.add(*batch(1, 5))
+    p.totals[0, 0, 0] = np.nan
+    with pytest.raises(IncompatibleState, match="non-finite or negative totals"):
+        RollingProfile.from_bytes(p.to_bytes())

@@ -600,7 +600,8 @@ class RollingProfile:
 
         Why refuse rather than guess: a checkpoint read in the wrong layout would give wrong
         totals silently; a refused one (``IncompatibleState``) is skipped by the runtime, which
-        rebuilds the state from the stream.
+        rebuilds the state from the stream. Totals that are not finite and >= 0 (a state poisoned
+        before inputs were validated) are refused the same way.
         """
         version = msgspec.msgpack.decode(blob, type=_Version).version
         if version != FORMAT_VERSION:
@@ -621,4 +622,6 @@ class RollingProfile:
         p.seen.ends = np.frombuffer(st.seen_ends, np.int64).copy()
         p.late, p.duplicates = st.late, st.duplicates
         p.ceiling = float(p.totals.sum())
+        if not (p.ceiling < math.inf and p.totals.min(initial=0.0) >= 0.0):  # NaN fails too
+            raise IncompatibleState("profile checkpoint holds non-finite or negative totals")
         return p

@@ -9,7 +9,8 @@ the analysis of later books.
 
 from __future__ import annotations
 
-from depthflow.common.codec import Decoder, encode, invalid_values
+from depthflow.common.checkpoint import IncompatibleState
+from depthflow.common.codec import Decoder, InvalidMessage, encode, invalid_values
 from depthflow.common.messages import (
     BookBuckets,
     PriceBand,
@@ -55,7 +56,10 @@ class PeaksHandlers:
         return encode(self.profiles[symbol])
 
     def load_state(self, symbol: str, blob: bytes) -> None:
-        self.profiles[symbol] = _profile_decoder.decode(blob)
+        try:
+            self.profiles[symbol] = _profile_decoder.decode(blob)
+        except InvalidMessage as exc:  # e.g. saved before values were validated: rebuild instead
+            raise IncompatibleState(f"stored profile is not valid now: {exc.reason}") from exc
 
     async def on_trade_profile(self, msg: TradeProfile, _: Delivery) -> list[Output]:
         self.profiles[msg.symbol] = msg
