@@ -238,14 +238,19 @@ async def test_a_stop_leaves_no_process_and_prints_the_summary(
     assert not [p for p in pids if _alive(p)]
 
 
-def test_an_unreachable_nats_fails_start_up_within_the_bound_naming_the_setting(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("module", "want"), [
+    ("peaks", "cannot reach NATS at nats://depthflow:***@127.0.0.1:1 (DEPTHFLOW_NATS_URL) within 3s"),
+    ("risk", "cannot reach Postgres at postgresql://u:***@127.0.0.1:1/x (DEPTHFLOW_POSTGRES_URL) within 3s"),
+])
+def test_an_unreachable_server_fails_start_up_within_the_bound_naming_the_setting(
+    module: str, want: str
+) -> None:
     env = {**os.environ, NATS_URL_ENV: "nats://depthflow:hunter2@127.0.0.1:1",
            POSTGRES_URL_ENV: "postgresql://u:hunter2@127.0.0.1:1/x", REDIS_URL_ENV: "redis://127.0.0.1:1/0",
            "DEPTHFLOW_STARTUP_TIMEOUT_S": "3"}
-    done = subprocess.run([sys.executable, "-m", "depthflow.peaks"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", f"depthflow.{module}"], capture_output=True, text=True,
                           env=env, timeout=60, check=False)
     assert done.returncode != 0
-    want = "cannot reach NATS at nats://depthflow:***@127.0.0.1:1 (DEPTHFLOW_NATS_URL) within 3s"
     assert want in done.stderr
     assert "hunter2" not in done.stdout + done.stderr
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from depthflow.common.config import load_config
+from depthflow.common.devstack import POSTGRES_URL_ENV
 from depthflow.common.messages import BookBuckets, SignalFused
 from depthflow.common.runtime import Service, run_main
 from depthflow.risk.config import RiskConfig
@@ -15,7 +16,10 @@ async def build() -> Service:
     cfg = load_config(RiskConfig, "risk", needs=("nats", "postgres", "redis"))
     rt = cfg.runtime
     service = Service("risk", rt)
-    ledger = await Ledger.open(rt.postgres_url, rt.venue, cfg.starting_cash, cfg.storage_timeout_s)
+    ledger = await service.reach(  # bounded: an unreachable ledger is an error naming the setting
+        "Postgres", POSTGRES_URL_ENV, rt.postgres_url,
+        lambda: Ledger.open(rt.postgres_url, rt.venue, cfg.starting_cash, cfg.storage_timeout_s),
+    )
     hot = HotState.connect(rt.redis_url, rt.prefix, rt.venue)
     h = RiskHandlers(cfg, service.subjects, ledger, hot)
     s = service.subjects
