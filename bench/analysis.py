@@ -65,7 +65,8 @@ def run() -> list[Figure]:
 
 
 async def _run() -> list[Figure]:
-    start_ns = HISTORY_MIN * 60_000_000_000
+    # the simulated steps end before now: the aggregator dead-letters trades stamped ahead of the clock
+    start_ns = time.time_ns() - (STEPS + 60) * 1_000_000_000
     past = history(START_PRICE, start_ns)
     gen = MarketGenerator(seed=3, start_price=START_PRICE, tick=TICK, levels=5000, depth_span=0.02,
                           start_ns=start_ns)
