@@ -147,6 +147,18 @@ async def assert_exactly_once(bus, snapshots: int | None = None) -> None:
     assert await subject_count(bus, "DLQ", s.dlq()) == 0
 
 
+async def kill_and_see_restarted(up: Up, name: str) -> None:
+    """SIGKILL service ``name`` of ``up`` and wait until the supervisor has a new one running."""
+    victim = up.services()[name]
+    os.kill(victim, signal.SIGKILL)
+
+    async def restarted() -> bool:
+        pid = up.services()[name]
+        return pid != victim and _alive(pid)
+
+    await wait_for(restarted, within_s=60)
+
+
 async def test_a_killed_service_is_restarted_and_every_snapshot_still_flows_once(
     bus, isolated: Isolated, tmp_path: Path, ups: list[Up], monkeypatch
 ) -> None:
@@ -166,14 +178,7 @@ async def test_a_killed_service_is_restarted_and_every_snapshot_still_flows_once
         return await subject_count(bus, "AGG", s.agg_book()) >= n
 
     await wait_for(lambda: books(3), within_s=60)
-    victim = up.services()["aggregator"]
-    os.kill(victim, signal.SIGKILL)
-
-    async def restarted() -> bool:
-        pid = up.services()["aggregator"]
-        return pid != victim and _alive(pid)
-
-    await wait_for(restarted, within_s=30)
+    await kill_and_see_restarted(up, "aggregator")
 
     async def decided() -> bool:
         return await subject_count(bus, "RISK", s.risk_order()) >= SNAPSHOTS * len(SYMBOLS)
@@ -188,6 +193,40 @@ async def test_a_killed_service_is_restarted_and_every_snapshot_still_flows_once
     assert "collector restarted" not in up.text()
     assert not [p for p in children if _alive(p)]
     await assert_exactly_once(bus, SNAPSHOTS)
+
+
+@pytest.mark.slow
+async def test_soak_every_service_killed_in_turn_and_every_snapshot_flows_once(
+    bus, isolated: Isolated, tmp_path: Path, ups: list[Up]
+) -> None:
+    """Each service SIGKILLed twice while the market runs; afterwards every market event still
+    has exactly one output at every stage (outputs of a restarted collector included)."""
+    up = Up(tmp_path / "state", isolated.prefix, ["--speed", "1"], isolated.urls)
+    ups.append(up)
+    await up.wait_text("pipeline running")
+    s = bus.subjects
+    for _round in range(2):
+        for name in ("aggregator", "peaks", "ai-fusion", "risk", "collector"):
+            before = await subject_count(bus, "RISK", s.risk_order())
+            await kill_and_see_restarted(up, name)
+
+            async def progressed(before: int = before) -> bool:
+                return await subject_count(bus, "RISK", s.risk_order()) > before
+
+            await wait_for(progressed, within_s=120)
+    os.kill(up.services()["collector"], signal.SIGTERM)  # exit 0: the source is done, no restart
+    await up.wait_text("the collector finished its source")
+
+    async def caught_up() -> bool:
+        depth = await subject_count(bus, "MD", s.md_depth())
+        return await subject_count(bus, "RISK", s.risk_order()) == depth
+
+    await wait_for(caught_up, within_s=180)
+    os.kill(up.proc.pid, signal.SIGTERM)
+    assert up.finish() == 0, up.text()
+    restarts = json.loads(up.text().strip().splitlines()[-1])["restarts"]
+    assert restarts == dict.fromkeys(("aggregator", "peaks", "ai-fusion", "risk", "collector"), 2)
+    await assert_exactly_once(bus)
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "detach-down"])
