@@ -1,5 +1,10 @@
 """Fusion components point the right way and the mode only flips on a real change."""
 
+import math
+
+import pytest
+
+from depthflow.ai_fusion.config import FusionConfig
 from depthflow.ai_fusion.fusion import ConfidenceMode, components, weighted_score
 from depthflow.common.messages import TS_FLOOR_NS as TS
 from depthflow.common.messages import Zone, ZonesDetected
@@ -42,3 +47,9 @@ def test_mode_has_hysteresis():
     assert [m.update(c) for c in (0.25, 0.31, 0.25, 0.21, 0.19, 0.25)] == [
         "LEARNING", "TRADING", "TRADING", "TRADING", "LEARNING", "LEARNING",
     ]
+
+
+def test_a_weight_that_is_not_finite_is_refused_at_start_up():
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="weight 'book_imbalance' must be finite"):
+            FusionConfig(weights={"book_imbalance": bad})
