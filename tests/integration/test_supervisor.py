@@ -277,6 +277,37 @@ async def test_a_stop_leaves_no_process_and_prints_the_summary(
     assert not [p for p in pids if _alive(p)]
 
 
+async def test_a_killed_supervisor_leaves_services_that_refuse_a_new_up_until_down(
+    isolated: Isolated, tmp_path: Path
+) -> None:
+    """SIGKILL gives the supervisor no chance to stop anything: its services run on (and still
+    hold the consumers), so ``up`` is refused until ``down`` stops them; then ``up`` starts."""
+    state = tmp_path / "state"
+    done = _depthflow(state, isolated.prefix, "up", "--detach", urls=isolated.urls)
+    assert done.returncode == 0, done.stdout + done.stderr
+    supervisor = json.loads((state / "supervisor.json").read_text())["pid"]
+    services = [d["pid"] for d in json.loads((state / "services.json").read_text())]
+    try:
+        os.kill(supervisor, signal.SIGKILL)
+        assert wait_gone(supervisor, 10)
+        refused = _depthflow(state, isolated.prefix, "up", urls=isolated.urls)
+        assert refused.returncode != 0
+        assert "services of an earlier run still run" in refused.stdout
+        assert all(_alive(p) for p in services)
+        down = _depthflow(state, isolated.prefix, "down", urls=isolated.urls)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert not [p for p in services if not wait_gone(p, 5)]
+        again = _depthflow(state, isolated.prefix, "up", "--detach", urls=isolated.urls)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "running in the background" in again.stdout
+        services += [d["pid"] for d in json.loads((state / "services.json").read_text())]
+        down = _depthflow(state, isolated.prefix, "down", urls=isolated.urls)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert not [p for p in services if not wait_gone(p, 5)]
+    finally:
+        _kill_alive(services)
+
+
 @pytest.mark.parametrize(("module", "want"), [
     ("peaks", "cannot reach NATS at nats://depthflow:***@127.0.0.1:1 (DEPTHFLOW_NATS_URL) within 3s"),
     ("risk", "cannot reach Postgres at postgresql://u:***@127.0.0.1:1/x (DEPTHFLOW_POSTGRES_URL) within 3s"),

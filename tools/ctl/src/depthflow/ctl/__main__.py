@@ -238,7 +238,9 @@ def cmd_down(args: argparse.Namespace) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     stack = ServiceStack(args.state)
-    if stack.load():
+    stack.load()
+    stack.procs = stack.running()  # never signal a pid that is no longer our service
+    if stack.procs:
         codes = {**stack.stop(), **stack.exit_codes}
         _say("services stopped: " + ", ".join(f"{k}={v}" for k, v in codes.items()))
     EmbeddedServers(args.state / "servers").stop()
