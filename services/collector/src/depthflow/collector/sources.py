@@ -9,9 +9,11 @@ import asyncio
 import logging
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
+import numpy as np
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -87,7 +89,23 @@ async def first_trade_id(bus: Bus, trade_subject: str, now_ns: int) -> int:
 
 
 class GeneratorSource(Source):
-    """Publish a seeded synthetic market for every configured symbol."""
+    """Publish a seeded synthetic market for every configured symbol.
+
+    The market moves in simulated time, ``speed`` times faster than the wall clock, but its
+    messages are stamped on the wall clock (see :meth:`_stamp`): consumers refuse events from
+    the future, and a run at speed 10 would otherwise stamp them ever further ahead.
+    """
+
+    def _stamp(self, sim_ns: np.ndarray) -> np.ndarray:
+        """Map simulated times (which start at ``run_id``) to the wall clock.
+
+        At speed N the run is paced so that N simulated seconds take one wall second, so
+        ``run_id + elapsed / N`` is the wall time of the event; as fast as possible (speed 0)
+        has no such mapping, and its events carry the time they are published.
+        """
+        if self.cfg.speed > 0:
+            return self.run_id + ((sim_ns - self.run_id) / self.cfg.speed).astype(np.int64)
+        return np.full_like(sim_ns, time.time_ns())
 
     def _instrument(self, symbol: str) -> InstrumentConfig:
         return self.cfg.instruments.get(
@@ -122,6 +140,7 @@ class GeneratorSource(Source):
         step = 0
         while not self.stopping.is_set():
             trades = gen.step(cfg.trade_interval_s)
+            trades = replace(trades, ts=self._stamp(trades.ts))
             sim_elapsed += cfg.trade_interval_s
             step += 1
             if len(trades.px):
@@ -133,7 +152,8 @@ class GeneratorSource(Source):
                 self.published["trade"] += 1
             if step % steps_per_snapshot == 0:
                 snapshots += 1
-                msg = depth_snapshot(symbol, venue, gen.book(snapshots), gen.now_ns, "cadence")
+                stamp = int(self._stamp(np.array([gen.now_ns], dtype=np.int64))[0])
+                msg = depth_snapshot(symbol, venue, gen.book(snapshots), stamp, "cadence")
                 await self._publish(
                     depth_subject, msg, f"collector:{symbol}:depth:{self.run_id}:{snapshots}"
                 )
