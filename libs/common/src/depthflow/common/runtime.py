@@ -244,7 +244,7 @@ class Service:
             self.metrics.ready.labels(self.cfg.lane).set(0)
             log.info("draining")
             # workers finish the message in hand, then return
-            _, late = await asyncio.wait(workers, timeout=DRAIN_TIMEOUT_S)
+            _, late = await asyncio.wait(workers, timeout=DRAIN_TIMEOUT_S) if workers else (set(), set())
             for w in late:
                 log.warning("drain timed out; cancelling", extra={"worker": w.get_name()})
                 w.cancel()
