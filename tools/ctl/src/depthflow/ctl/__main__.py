@@ -258,7 +258,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for p in stack.procs:
         restarts = f"  ({p.restarts} restarts)" if p.restarts else ""
         print(f"  {p.name:<11} {'running' if p.pid in live else 'STOPPED'}{restarts}")
-    snap = asyncio.run(_snapshot(urls, args.prefix, args.venue))
+    snap = _try_snapshot(urls, args.prefix, args.venue)
+    if snap is None:
+        return 1
     print(render(snap, args.symbols.split(","), 0, stack.restarts))
     return 0
 
