@@ -2,7 +2,7 @@
 
 Why these figures: replay must run far faster than real time (backtests, catching up), and the
 local-book apply rate bounds how many symbols one collector can keep exact. Both run on the real
-recorded BTCUSDT file from ``shared/data`` (41,249 frames: depth diffs, bookTicker, trades).
+recorded BTCUSDT file in ``tests/data`` (41,249 frames: depth diffs, bookTicker, trades).
 
 - ``replay_frames_per_s``: read + parse + book + trade batching + message building, whole file.
 - ``book_updates_per_s``: price-level updates applied to the local book per second (diffs only,
@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from bench.report import Figure
 from depthflow.collector.binance.payloads import DepthDiff, decode_rest_depth, decode_stream_frame
 from depthflow.collector.book import LocalBook
 from depthflow.collector.recording import read_frames
 from depthflow.collector.session import MarketSession
+from tests.data import HFT_0808
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance" / "hftbacktest" / "spot"
-FILE = DATA / "btcusdt_20240808.gz"
+FILE = HFT_0808
 
 
 def _best_of(n: int, fn: Callable[[], None]) -> float:
@@ -35,8 +34,6 @@ def _best_of(n: int, fn: Callable[[], None]) -> float:
 
 
 def run() -> list[Figure]:
-    if not FILE.exists():
-        return [Figure("replay_skipped", "shared data not found")]
     frames = list(read_frames(FILE))
 
     def replay() -> None:

@@ -1,8 +1,8 @@
 """Binance payload decoding: real recorded files, exact values, malformed frames and fuzzing.
 
-The recorded files are third-party Binance data described in ``/work/shared/data/binance/
-SOURCES.md``; the counts asserted here are the ones that file states. Tests that need the files
-skip when they are absent; the rest use frames copied verbatim from them.
+The recorded files are third-party Binance data described in ``tests/data/binance/SOURCES.md``;
+the counts asserted here are the ones that file states. The files are part of the repository: a
+missing one fails these tests. The rest use frames copied verbatim from them.
 """
 
 from __future__ import annotations
@@ -35,11 +35,7 @@ from depthflow.collector.binance.payloads import (
     decode_rest_depth,
     decode_stream_frame,
 )
-
-DATA = Path("/work/shared/data/binance")
-HFT_0808 = DATA / "hftbacktest/spot/btcusdt_20240808.gz"
-HFT_0809 = DATA / "hftbacktest/spot/btcusdt_20240809.gz"
-CRYPTOFEED = DATA / "cryptofeed/2021-04-04/BINANCE-ee25be.0"
+from tests.data import CRYPTOFEED, HFT_0808, HFT_0809
 
 # First frames of each kind, verbatim from the files (0808 for @depth/@trade/@bookTicker,
 # cryptofeed for @aggTrade/@kline and a BTCUSDT diff with an empty side elsewhere).
@@ -88,11 +84,6 @@ DecodeResult: TypeAlias = DepthDiff | Trade | ServerShutdown | Ignored | RestDep
 
 # ---------------------------------------------------------------------------------------------
 # Reading the recorded files
-
-
-def _require(path: Path) -> None:
-    if not path.exists():
-        pytest.skip(f"recorded data not available: {path}")
 
 
 @cache
@@ -156,7 +147,6 @@ def test_hftbacktest_file_decodes_completely(
     path: Path, diffs: int, book_tickers: int, trades: int, snapshots: int
 ) -> None:
     """Counts per kind as in SOURCES.md; every diff equals json + float; ids run unbroken."""
-    _require(path)
     kinds: Counter[str] = Counter()
     prev_u = prev_t = None
     for text in hft_lines(path):
@@ -183,7 +173,6 @@ def test_hftbacktest_file_decodes_completely(
 
 
 def test_hftbacktest_snapshot_is_as_documented() -> None:
-    _require(HFT_0808)
     (text,) = [t for t in hft_lines(HFT_0808) if t.startswith('{"lastUpdateId"')]
     snap = decode_rest_depth(text.encode())
     assert snap.last_update_id == 50093239218
@@ -195,7 +184,6 @@ def test_hftbacktest_snapshot_is_as_documented() -> None:
 
 def test_cryptofeed_file_decodes_completely() -> None:
     """Per-symbol diffs, aggTrades, klines and snapshots as in SOURCES.md; aggTrade ids run on."""
-    _require(CRYPTOFEED)
     kinds: Counter[tuple[str, str]] = Counter()
     last_update: dict[str, int] = {}
     agg_ids: dict[str, list[int]] = {}
@@ -241,8 +229,6 @@ def test_cryptofeed_file_decodes_completely() -> None:
 
 
 def test_samples_are_the_first_frames_of_their_files() -> None:
-    _require(HFT_0808)
-    _require(CRYPTOFEED)
     first: dict[str, str] = {}
     for text in hft_lines(HFT_0808):
         first.setdefault(text.split('"', 4)[3] if text.startswith('{"stream"') else "rest", text)
@@ -331,7 +317,6 @@ def test_snapshot_exact_values() -> None:
 
 
 def test_first_snapshot_of_each_file_exact_values() -> None:
-    _require(CRYPTOFEED)
     for source, text in cryptofeed_lines():
         if source != "ws":
             _assert_snapshot_matches_json(decode_rest_depth(text), text)

@@ -1,4 +1,4 @@
-"""Replay of real recorded Binance traffic (../shared/data/binance): every book rebuilds from its
+"""Replay of real recorded Binance traffic (tests/data/binance): every book rebuilds from its
 snapshot and diffs with no gap and no crossing, and every published snapshot equals an independent
 rebuild done here with plain ``json`` and dicts."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,12 +13,9 @@ import pytest
 from depthflow.collector.recording import Frame, Recorder, detect_format, read_frames
 from depthflow.collector.session import MarketSession
 from depthflow.common.messages import DepthSnapshot, TradeBatch, f64, i64
+from tests.data import CRYPTOFEED, HFT_0808, HFT_0809
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "binance"
-HFT = [DATA / "hftbacktest/spot/btcusdt_20240808.gz", DATA / "hftbacktest/spot/btcusdt_20240809.gz"]
-CRYPTOFEED = DATA / "cryptofeed/2021-04-04/BINANCE-ee25be.0"
-
-pytestmark = pytest.mark.skipif(not CRYPTOFEED.exists(), reason="shared recorded data not present")
+HFT = [HFT_0808, HFT_0809]
 
 
 class IndependentBook:

@@ -13,11 +13,7 @@ import pytest
 
 from depthflow.common.messages import BookBuckets, PriceBand, TradeProfile, Zone, ZonesDetected, f64
 from depthflow.ctl.plot import clip_vacuums, latest_from_replay, render
-
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "binance"
-CRYPTOFEED = DATA / "cryptofeed/2021-04-04/BINANCE-ee25be.0"
-
-pytestmark = pytest.mark.skipif(not CRYPTOFEED.exists(), reason="shared recorded data not present")
+from tests.data import CRYPTOFEED
 
 
 @pytest.fixture(scope="module")

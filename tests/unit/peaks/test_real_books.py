@@ -8,22 +8,21 @@ gives sensible answers on the real thing.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from depthflow.aggregator.bucketing import bucket_side
 from depthflow.peaks.zones import analyse
+from tests.data import CRYPTOFEED
 
-RECORDING = Path("/work/shared/data/binance/cryptofeed/2021-04-04/BINANCE-ee25be.0")
 BUCKET = {"BTCUSDT": 1.0, "ETHUSDT": 1.0, "DOTUSDT": 0.01}
 
 
 def snapshots() -> dict[str, dict[str, list[list[str]]]]:
     """The REST depth snapshots of the recording: ``<url> -> <ts>: {"lastUpdateId":..}`` lines."""
     out = {}
-    with RECORDING.open() as f:
+    with CRYPTOFEED.open() as f:
         for line in f:
             if line.startswith("https://") and "/depth?" in line and "lastUpdateId" in line:
                 url, rest = line.split(" -> ", 1)
@@ -34,8 +33,6 @@ def snapshots() -> dict[str, dict[str, list[list[str]]]]:
 
 @pytest.fixture(scope="module")
 def books() -> dict[str, dict[str, list[list[str]]]]:
-    if not RECORDING.exists():
-        pytest.skip(f"recording not available: {RECORDING}")
     return snapshots()
 
 

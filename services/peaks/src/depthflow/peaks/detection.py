@@ -1,7 +1,7 @@
 """Volume-by-price analysis: wave peaks, point of control, value area, volume nodes and vacuums.
 
 Pure functions over ascending bucket arrays; no I/O. Definitions follow
-``shared/reference/domain.md`` §4. The numeric cores are numba kernels (``@njit(cache=True)``),
+``docs/reference/domain.md`` §4. The numeric cores are numba kernels (``@njit(cache=True)``),
 compiled or loaded from the on-disk cache and run once at import (:func:`_warm`), so the first
 message a service handles does not pay seconds of JIT time.
 
