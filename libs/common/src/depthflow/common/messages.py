@@ -49,6 +49,20 @@ I64 = np.dtype("<i8")
 Side = Literal["BUY", "SELL"]
 SignalSide = Literal["BUY", "SELL", "FLAT"]
 TradingState = Literal["ACTIVE", "REDUCING", "HALTED"]
+FusionMode = Literal["TRADING", "LEARNING"]
+Execution = Literal["paper", "live"]
+RejectReason = Literal[
+    # the order risk's checks apply in (services/risk/src/depthflow/risk/checks.py)
+    "unknown_venue", "unknown_symbol", "invalid_signal", "future_timestamp", "trading_halted",
+    "state_unavailable", "signal_flat", "learning_mode", "low_confidence", "stale_signal",
+    "no_fresh_mark", "position_unmarked", "bad_quote", "quote_off_mark", "no_equity",
+    "drawdown_kill_switch", "order_rate", "reducing_only", "daily_loss_limit", "position_limit",
+    "insufficient_cash", "no_position", "below_min_notional",
+    # storage could not record the decision in time: fail closed
+    "infrastructure_unavailable",
+]
+"""Why a closed set: operators, reports and the rollout verdict count rejections by reason; a
+reason nobody declared would be counted nowhere. A new check adds its code here first."""
 
 
 def f64(buf: bytes) -> np.ndarray:
@@ -235,10 +249,12 @@ class DepthSnapshot(Message, frozen=True, kw_only=True):
     known_low: float
     known_high: float
     reason: Literal["cadence", "resync", "replay"] = "cadence"
+    tick_size: float = 0.0  # the symbol's price tick (exchangeInfo, or the finest seen); 0 = unknown
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_book(self, edges=False)
+        _check(self, NON_NEGATIVE, "tick_size")
 
 
 class TradeBatch(Message, frozen=True, kw_only=True):
@@ -255,9 +271,11 @@ class TradeBatch(Message, frozen=True, kw_only=True):
     qty: bytes
     ts: bytes
     buyer_maker: bytes
+    tick_size: float = 0.0  # as in DepthSnapshot
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _check(self, NON_NEGATIVE, "tick_size")
         _check_arrays("trades", self.ids, self.px, self.qty, self.ts, self.buyer_maker)
         if self.last_trade_id < self.first_trade_id:
             raise ValueError("last_trade_id is before first_trade_id")
@@ -316,11 +334,13 @@ class BookBuckets(Message, frozen=True, kw_only=True):
     best_ask: float
     known_low: float
     known_high: float
+    tick_size: float = 0.0  # the symbol's price tick the bucket size is a multiple of; 0 = unknown
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_book(self, edges=True)
         _check(self, POSITIVE, "bucket_size")
+        _check(self, NON_NEGATIVE, "tick_size")
         _check(self, NON_NEGATIVE, "bid_volume_in", "bid_volume_out", "ask_volume_in", "ask_volume_out",
                "best_bid", "best_ask")
         if self.levels_in < 0 or self.levels_out < 0:
@@ -403,20 +423,16 @@ class ZonesDetected(Message, frozen=True, kw_only=True):
     low_volume_nodes: list[float] = []
     vacuums: list[PriceBand] = []  # only inside the book's known range
     resonance: list[Zone] = []  # where book peaks and trade peaks coincide
-    # the reference design's flat output, kept for consumers written against it
-    support_levels: list[float] = []
-    resistance_levels: list[float] = []
-    poc_levels: list[float] = []
-    liquidity_vacuum_zones: list[PriceBand] = []
-    resonance_zones: list[PriceBand] = []
+    bucket_size: float = 0.0  # of the book the zones come from; prices are multiples of it
+    tick_size: float = 0.0  # the symbol's price tick (display precision); 0 = unknown
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check(self, NON_NEGATIVE, "mid", "best_bid", "best_ask", "poc", "value_area_low", "value_area_high",
                "bid_depth_near", "ask_depth_near", "trade_buy_volume", "trade_sell_volume")
         _check_band(self, "value_area_low", "value_area_high")
-        for name in ("high_volume_nodes", "low_volume_nodes", "support_levels", "resistance_levels",
-                     "poc_levels"):
+        _check(self, NON_NEGATIVE, "bucket_size", "tick_size")
+        for name in ("high_volume_nodes", "low_volume_nodes"):
             _check_each(f"ZonesDetected.{name}", getattr(self, name), NON_NEGATIVE)
 
 
@@ -430,7 +446,7 @@ class SignalFused(Message, frozen=True, kw_only=True):
     score: float
     confidence: float
     side: SignalSide
-    mode: Literal["TRADING", "LEARNING"]
+    mode: FusionMode
     components: dict[str, float]
     mid: float
     best_bid: float
@@ -458,7 +474,7 @@ class OrderApproved(Message, frozen=True, kw_only=True):
     qty: float
     price: float
     notional: float
-    execution: Literal["paper", "live"]
+    execution: Execution
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -470,7 +486,7 @@ class OrderRejected(Message, frozen=True, kw_only=True):
     """A signal did not become an order; ``reason`` is a stable code, ``detail`` for people."""
 
     signal_id: str
-    reason: str
+    reason: RejectReason
     detail: str
 
 
@@ -485,7 +501,7 @@ class OrderFilled(Message, frozen=True, kw_only=True):
     position_after: float
     cash_after: float
     equity_after: float
-    execution: Literal["paper", "live"]
+    execution: Execution
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -104,9 +104,6 @@ class PeaksHandlers:
             low_volume_nodes=a.low_volume_nodes,
             vacuums=_bands(a.vacuums),
             resonance=[_zone(z) for z in a.resonance],
-            support_levels=a.support_levels,
-            resistance_levels=a.resistance_levels,
-            poc_levels=a.poc_levels,
-            liquidity_vacuum_zones=_bands(a.liquidity_vacuum_zones),
-            resonance_zones=_bands(a.resonance_zones),
+            bucket_size=msg.bucket_size,
+            tick_size=msg.tick_size,
         )
