@@ -10,6 +10,7 @@ import pytest_asyncio
 
 from depthflow.common.bus import Bus
 from depthflow.common.codec import Decoder
+from depthflow.common.testing.plugin import TEST_LIMITS
 from depthflow.common.testing.servers import Isolated
 from depthflow.ctl.control import bootstrap
 from depthflow.ctl.stack import ServiceStack
@@ -21,7 +22,7 @@ async def stack(isolated: Isolated, tmp_path) -> AsyncIterator[Callable[..., Awa
     stacks: list[ServiceStack] = []
 
     async def start(*services: str, **env: str) -> ServiceStack:
-        await bootstrap(isolated.urls.nats, isolated.prefix, "binance")
+        await bootstrap(isolated.urls.nats, isolated.prefix, "binance", TEST_LIMITS)
         s = ServiceStack(tmp_path / f"stack{len(stacks)}")
         stacks.append(s)
         full_env = {"DEPTHFLOW_PREFIX": isolated.prefix, **env}

@@ -12,6 +12,7 @@ import pytest
 
 from depthflow.common.bus import Bus
 from depthflow.common.subjects import Subjects
+from depthflow.common.testing.plugin import TEST_LIMITS
 from depthflow.common.testing.servers import Isolated
 from depthflow.ctl.control import RefusedCommand, bootstrap, set_trading_state
 
@@ -31,7 +32,7 @@ async def trading_state(bus: Bus, venue: str) -> bytes:
 
 
 async def test_halt_and_resume_report_the_real_transition(bus: Bus, isolated: Isolated) -> None:
-    await bootstrap(isolated.urls.nats, isolated.prefix, "binance")
+    await bootstrap(isolated.urls.nats, isolated.prefix, "binance", TEST_LIMITS)
     done = await asyncio.to_thread(depthflow, isolated, "--venue", "binance", "halt")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "trading state ACTIVE -> HALTED (venue binance)" in done.stdout
@@ -42,7 +43,7 @@ async def test_halt_and_resume_report_the_real_transition(bus: Bus, isolated: Is
 
 
 async def test_an_unknown_venue_is_refused_and_nothing_is_written(bus: Bus, isolated: Isolated) -> None:
-    await bootstrap(isolated.urls.nats, isolated.prefix, "binance")
+    await bootstrap(isolated.urls.nats, isolated.prefix, "binance", TEST_LIMITS)
     done = await asyncio.to_thread(depthflow, isolated, "--venue", "nosuchvenue", "halt")
     assert done.returncode == 2
     assert "venue 'nosuchvenue' has no trading state (venues: binance)" in done.stdout
@@ -56,7 +57,7 @@ async def test_an_unknown_venue_is_refused_and_nothing_is_written(bus: Bus, isol
 
 
 async def test_a_failure_exits_non_zero_without_printing_the_password(isolated: Isolated) -> None:
-    await bootstrap(isolated.urls.nats, isolated.prefix, "binance")
+    await bootstrap(isolated.urls.nats, isolated.prefix, "binance", TEST_LIMITS)
     password = isolated.urls.nats.split("@")[0].rsplit(":", 1)[1]
     wrong = isolated.urls.nats.replace(password, "wrong-password")
     done = await asyncio.to_thread(depthflow, isolated, "halt", nats_url=wrong)

@@ -29,6 +29,7 @@ import redis.exceptions
 from depthflow.common import devstack
 from depthflow.common.bus import Bus
 from depthflow.common.devstack import EmbeddedServers, ServerUrls
+from depthflow.common.testing.plugin import TEST_LIMITS
 from depthflow.common.testing.servers import new_prefix
 from depthflow.ctl.control import SERVICES, bootstrap
 from depthflow.ctl.stack import ServiceStack, readyz
@@ -90,7 +91,7 @@ async def test_every_service_survives_a_valkey_and_a_nats_restart(
 ) -> None:
     prefix = new_prefix()
     urls = own_servers.urls
-    await bootstrap(urls.nats, prefix, "binance")
+    await bootstrap(urls.nats, prefix, "binance", TEST_LIMITS)
     stack = ServiceStack(tmp_path / "stack")
     bus = await Bus.connect(urls.nats, prefix, name="test")
     store = aioredis.from_url(urls.redis)

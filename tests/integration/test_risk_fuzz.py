@@ -23,6 +23,7 @@ from depthflow.common.bus import Bus
 from depthflow.common.messages import OrderApproved, OrderFilled, OrderRejected, SignalFused
 from depthflow.common.runtime import Delivery
 from depthflow.common.subjects import Subjects
+from depthflow.common.testing.plugin import TEST_LIMITS
 from depthflow.ctl.control import bootstrap
 from depthflow.risk.config import RiskConfig
 from depthflow.risk.handlers import RiskHandlers
@@ -74,7 +75,7 @@ def _finite(msg: msgspec.Struct) -> bool:
 
 
 async def _open(isolated) -> tuple[RiskHandlers, Bus]:
-    await bootstrap(isolated.urls.nats, isolated.prefix, "binance")
+    await bootstrap(isolated.urls.nats, isolated.prefix, "binance", TEST_LIMITS)
     rt = {"nats_url": isolated.urls.nats, "postgres_url": isolated.urls.postgres,
           "redis_url": isolated.urls.redis, "prefix": isolated.prefix}
     # room for many orders, so that approvals keep happening after the first few

@@ -38,6 +38,7 @@ from depthflow.common.codec import encode
 from depthflow.common.devstack import NATS_URL_ENV
 from depthflow.common.messages import DeadLetter
 from depthflow.common.redact import mask_url
+from depthflow.common.retention import DEFAULT_BUDGET_GIB, GIB, Load, plan_retention
 from depthflow.common.subjects import STREAM_DOMAINS, Subjects
 from depthflow.common.telemetry import inject_trace
 
@@ -89,14 +90,12 @@ class StreamLimits:
     max_bytes: int
 
 
-DEFAULT_LIMITS: dict[str, StreamLimits] = {
-    "MD": StreamLimits(6 * 3600, 2 << 30),
-    "AGG": StreamLimits(6 * 3600, 2 << 30),
-    "PEAKS": StreamLimits(24 * 3600, 1 << 30),
-    "SIGNALS": StreamLimits(7 * 86400, 1 << 30),
-    "RISK": StreamLimits(30 * 86400, 1 << 30),
-    "DLQ": StreamLimits(30 * 86400, 1 << 30),
-}
+def planned_limits(
+    load: Load | None = None, budget_gib: float = DEFAULT_BUDGET_GIB
+) -> dict[str, StreamLimits]:
+    """Stream limits from the retention plan (see :mod:`depthflow.common.retention`)."""
+    plan = plan_retention(load or Load(), int(budget_gib * GIB))
+    return {name: StreamLimits(p.max_age_s, p.max_bytes) for name, p in plan.items()}
 
 
 class BusMismatch(RuntimeError):
@@ -179,8 +178,10 @@ class Bus:
         )
 
     async def bootstrap(self, limits: dict[str, StreamLimits] | None = None) -> None:
-        """Create or update every stream and KV bucket; safe to run any number of times."""
-        limits = {**DEFAULT_LIMITS, **(limits or {})}
+        """Create or update every stream and KV bucket; safe to run any number of times.
+
+        Without ``limits`` the default retention plan applies (two symbols, 20 GiB)."""
+        limits = limits or planned_limits()
         for name in STREAM_DOMAINS:
             cfg = self._stream_config(name, limits[name])
             try:

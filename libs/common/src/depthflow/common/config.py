@@ -95,6 +95,8 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     max_future_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
     # start-up gives up on a server that does not answer within this bound, naming its setting
     startup_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 15.0
+    # disk for all streams together; bootstrap sizes each stream's retention within it
+    stream_budget_gib: Annotated[float, msgspec.Meta(ge=0.1, le=1_000_000)] = 20.0
     otel_endpoint: str = ""
     log_level: Annotated[str, msgspec.Meta(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
 

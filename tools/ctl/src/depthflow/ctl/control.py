@@ -5,7 +5,7 @@ from __future__ import annotations
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
-from depthflow.common.bus import Bus
+from depthflow.common.bus import Bus, StreamLimits
 from depthflow.common.config import SERVICES
 from depthflow.common.subjects import Subjects
 
@@ -16,11 +16,15 @@ TRADING_STATES = ("ACTIVE", "HALTED")
 CONNECT_S = 5.0
 
 
-async def bootstrap(nats_url: str, prefix: str, venue: str) -> None:
-    """Create or update streams and KV buckets; start trading ACTIVE if no state exists yet."""
+async def bootstrap(
+    nats_url: str, prefix: str, venue: str, limits: dict[str, StreamLimits] | None = None
+) -> None:
+    """Create or update streams and KV buckets; start trading ACTIVE if no state exists yet.
+
+    ``limits`` come from :func:`depthflow.common.bus.planned_limits` (the default plan if None)."""
     bus = await Bus.connect(nats_url, prefix, name="depthflow-ctl")
     try:
-        await bus.bootstrap()
+        await bus.bootstrap(limits)
         kv = await bus.js.key_value(bus.subjects.kv_bucket("control"))
         try:
             await kv.get(Subjects.trading_state_key(venue))

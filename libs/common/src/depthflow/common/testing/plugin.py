@@ -17,10 +17,15 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from depthflow.common.bus import Bus
+from depthflow.common.bus import Bus, planned_limits
 from depthflow.common.devstack import ServerUrls
+from depthflow.common.retention import Load
 from depthflow.common.subjects import STREAM_DOMAINS
 from depthflow.common.testing.servers import Isolated, drop_database, isolate, session_servers
+
+TEST_LIMITS = planned_limits(Load(symbols=2, depth_levels=1000), budget_gib=2.0)
+"""Each test namespace's streams: sized like production, within 2 GiB, because JetStream reserves
+every stream's ``max_bytes`` from the server's store and tests keep a few namespaces alive."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -80,7 +85,7 @@ async def _cleanup(iso: Isolated, servers: ServerUrls) -> None:
 @pytest_asyncio.fixture
 async def bus(isolated: Isolated) -> AsyncIterator[Bus]:
     b = await Bus.connect(isolated.urls.nats, isolated.prefix, name="test")
-    await b.bootstrap()
+    await b.bootstrap(TEST_LIMITS)
     try:
         yield b
     finally:
