@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from depthflow.ai_fusion.config import FusionConfig
-from depthflow.ai_fusion.fusion import ConfidenceMode, components, weighted_score
+from depthflow.ai_fusion.config import DEFAULT_WEIGHTS, FusionConfig
+from depthflow.ai_fusion.fusion import NO_ZONES, ConfidenceMode, components, fuse, side_of, weighted_score
 from depthflow.common.messages import TS_FLOOR_NS as TS
 from depthflow.common.messages import Zone, ZonesDetected
 
@@ -53,3 +53,41 @@ def test_a_weight_that_is_not_finite_is_refused_at_start_up():
     for bad in (math.nan, math.inf):
         with pytest.raises(ValueError, match="weight 'book_imbalance' must be finite"):
             FusionConfig(weights={"book_imbalance": bad})
+
+
+def bearish(**over):
+    """A book whose every component says SELL: ask-heavy, selling, above the POC, near resistance."""
+    return zones(ask_depth_near=9.0, trade_sell_volume=9.0, mid=100.9, best_bid=100.85, best_ask=100.95,
+                 **over)
+
+
+def test_zones_give_a_side_and_no_zones_give_flat_with_the_reason():
+    mode = ConfidenceMode(enter=0.15, exit=0.10)
+    traded = fuse(bearish(), DEFAULT_WEIGHTS, mode, 0.15)
+    assert (traded.side, traded.mode) == ("SELL", "TRADING")
+    assert NO_ZONES not in traded.components
+    flat = fuse(bearish(support=[], resistance=[]), DEFAULT_WEIGHTS, mode, 0.15)
+    assert (flat.side, flat.mode, flat.score, flat.confidence) == ("FLAT", "LEARNING", 0.0, 0.0)
+    assert flat.components[NO_ZONES] == 1.0
+    assert flat.components["book_imbalance"] == -0.8  # the evidence is kept, only not acted on
+
+
+@pytest.mark.parametrize("side", ["support", "resistance"])
+def test_one_side_of_zones_is_enough_to_act(side):
+    one_sided = bearish(**{side: []})
+    assert fuse(one_sided, DEFAULT_WEIGHTS, ConfidenceMode(0.15, 0.10), 0.15).side == "SELL"
+
+
+def test_no_zones_is_flat_whatever_the_thresholds():
+    never_leaves = ConfidenceMode(enter=0.0, exit=0.0, mode="TRADING")
+    flat = fuse(bearish(support=[], resistance=[]), DEFAULT_WEIGHTS, never_leaves, 0.0)
+    assert (flat.side, flat.mode) == ("FLAT", "TRADING")
+
+
+@pytest.mark.parametrize(("score", "mode", "side"), [
+    (0.2, "TRADING", "BUY"), (-0.2, "TRADING", "SELL"), (0.2, "LEARNING", "FLAT"),
+    (0.1, "TRADING", "FLAT"), (0.0, "TRADING", "FLAT"),
+])
+def test_side_follows_sign_mode_and_threshold(score, mode, side):
+    threshold = 0.0 if score == 0 else 0.15  # a score of 0 points nowhere, even at threshold 0
+    assert side_of(score, mode, threshold) == side

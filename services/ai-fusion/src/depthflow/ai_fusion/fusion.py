@@ -14,6 +14,17 @@ that is how one NaN quantity upstream once became a BUY at full confidence on ev
 Why hysteresis: a score hovering at a threshold would flip the
 mode on every message; entering TRADING needs ``enter`` confidence, leaving it needs a drop below
 ``exit``, so the mode changes only on a real change of conviction.
+
+Why nothing here is in price units or bucket counts: bucket sizes are per symbol and relative to
+the price (BTC at 60 000 has 1-dollar buckets, an altcoin at 0.006 has 1e-7), so an absolute
+distance or "N buckets" means the whole book for one symbol and nothing for another. Every
+component is a ratio of two amounts in one unit (depths, volumes, distances), so the signal of a
+book is the same whatever its price scale (tests/unit/ai_fusion: the 10^k scaling property).
+
+Why a book without zones is FLAT (:func:`fuse`): an altcoin at 0.006 whose whole book fell into
+one bucket had no support and no resistance, yet its depth "near the mid" was the whole book and
+gave actionable SELLs. Without any zone the analysis has found no structure, so there is nothing
+to act on: score and confidence 0, side FLAT, and the component ``no_zones`` = 1 says why.
 """
 
 from __future__ import annotations
@@ -21,7 +32,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from depthflow.common.messages import ZonesDetected
+import msgspec
+
+from depthflow.common.messages import FusionMode, SignalSide, ZonesDetected
+
+NO_ZONES = "no_zones"
+"""Marker component (1.0) of a signal made FLAT because its book had no support or resistance
+zone; never weighted (the config accepts only the four real components)."""
 
 
 def _finite(name: str, x: float) -> float:
@@ -80,9 +97,9 @@ class ConfidenceMode:
 
     enter: float
     exit: float
-    mode: str = "LEARNING"
+    mode: FusionMode = "LEARNING"
 
-    def update(self, confidence: float) -> str:
+    def update(self, confidence: float) -> FusionMode:
         if not 0.0 <= confidence <= 1.0:
             raise ValueError(f"fusion: confidence {confidence!r} is not in [0, 1]")
         if self.mode == "LEARNING" and confidence >= self.enter:
@@ -90,3 +107,40 @@ class ConfidenceMode:
         elif self.mode == "TRADING" and confidence < self.exit:
             self.mode = "LEARNING"
         return self.mode
+
+
+class Fused(msgspec.Struct, frozen=True, kw_only=True):
+    """The decision of one zones message, before the handler wraps it in a ``SignalFused``."""
+
+    score: float
+    confidence: float
+    side: SignalSide
+    mode: FusionMode
+    components: dict[str, float]
+
+
+def side_of(score: float, mode: FusionMode, action_threshold: float) -> SignalSide:
+    """BUY or SELL by the sign of ``score``, only in TRADING with ``|score| >= action_threshold``;
+    a score of exactly 0 is FLAT even with a threshold of 0 (it points nowhere)."""
+    if mode != "TRADING" or not abs(score) >= action_threshold or score == 0:
+        return "FLAT"
+    return "BUY" if score > 0 else "SELL"
+
+
+def fuse(z: ZonesDetected, weights: dict[str, float], mode: ConfidenceMode, action_threshold: float) -> Fused:
+    """Fuse one zones message and advance ``mode`` (the symbol's hysteresis).
+
+    A book with neither a support nor a resistance zone scores 0 (so the hysteresis sees no
+    conviction) and is FLAT whatever the thresholds; its raw components are kept, with
+    ``no_zones`` = 1, so the signal says why. Raises ``ValueError`` before ``mode`` changes if a
+    component or the score is not finite.
+    """
+    parts = components(z)
+    score = weighted_score(parts, weights)
+    if not (z.support or z.resistance):
+        return Fused(score=0.0, confidence=0.0, side="FLAT", mode=mode.update(0.0),
+                     components={**parts, NO_ZONES: 1.0})
+    confidence = abs(score)
+    current = mode.update(confidence)
+    return Fused(score=score, confidence=confidence, side=side_of(score, current, action_threshold),
+                 mode=current, components=parts)

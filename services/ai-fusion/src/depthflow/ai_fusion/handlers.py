@@ -9,7 +9,7 @@ pass ``SignalFused``'s own validation. Nothing non-finite can reach risk from he
 from __future__ import annotations
 
 from depthflow.ai_fusion.config import FusionConfig
-from depthflow.ai_fusion.fusion import ConfidenceMode, components, weighted_score
+from depthflow.ai_fusion.fusion import ConfidenceMode, fuse
 from depthflow.common.codec import invalid_values
 from depthflow.common.messages import SignalFused, ZonesDetected, header_from
 from depthflow.common.runtime import Delivery, Output
@@ -32,24 +32,16 @@ class FusionHandlers:
         """The signal of one zones message; raises ``ValueError`` before any state changes if a
         component or the score is not finite."""
         cfg = self.cfg
-        parts = components(msg)
-        score = weighted_score(parts, cfg.weights)
-        confidence = abs(score)
-        mode_state = self.modes.setdefault(
-            msg.symbol, ConfidenceMode(cfg.enter_trading, cfg.exit_trading)
-        )
-        mode = mode_state.update(confidence)
-        side = "FLAT"
-        if mode == "TRADING" and confidence >= cfg.action_threshold:
-            side = "BUY" if score > 0 else "SELL"
+        mode = self.modes.setdefault(msg.symbol, ConfidenceMode(cfg.enter_trading, cfg.exit_trading))
+        fused = fuse(msg, cfg.weights, mode, cfg.action_threshold)
         return SignalFused(
             **header_from(msg),
             signal_id=f"{delivery.stream}-{delivery.seq}",
-            score=score,
-            confidence=confidence,
-            side=side,  # type: ignore[arg-type]
-            mode=mode,  # type: ignore[arg-type]
-            components=parts,
+            score=fused.score,
+            confidence=fused.confidence,
+            side=fused.side,
+            mode=fused.mode,
+            components=fused.components,
             mid=msg.mid,
             best_bid=msg.best_bid,
             best_ask=msg.best_ask,
