@@ -55,3 +55,26 @@ def test_unknown_stream_is_rejected():
 )
 def test_subject_matches_follows_nats_wildcards(pattern, subject, expected):
     assert subject_matches(pattern, subject) is expected
+
+
+@pytest.mark.parametrize("prefix", ["", "t1234abcd"])
+def test_parse_inverts_every_builder(prefix):
+    s = Subjects(prefix)
+    for build, stage in [(s.md_depth, "md.depth"), (s.md_trade, "md.trade"), (s.md_status, "md.status"),
+                         (s.agg_book, "agg.book"), (s.agg_profile, "agg.profile"),
+                         (s.peaks_zones, "peaks.zones"), (s.signal_fused, "signal.fused"),
+                         (s.risk_order, "risk.order"), (s.risk_fill, "risk.fill")]:
+        p = s.parse(build("binance", "ETH_FDUSD-1"))
+        assert (p.stage, p.venue, p.symbol) == (stage, "binance", "ETH_FDUSD-1")
+    assert s.parse(s.risk_state("binance")) == type(p)("risk", "state", "binance", "")
+    assert s.parse(s.dlq("peaks")) == type(p)("dlq", "peaks")
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["other.md.depth.binance.X", "md.depth.binance", "md.depth.binance.X.Y", "nope.a.b.c", "dlq",
+     "md.depth.binance.*", "risk.state", "ctl.risk.halt"],
+)
+def test_parse_refuses_what_no_builder_makes(subject):
+    with pytest.raises(ValueError, match="subject"):
+        Subjects("other2" if subject.startswith("other.") else "").parse(subject)

@@ -43,6 +43,25 @@ def subject_matches(pattern: str, subject: str) -> bool:
 
 
 @dataclass(frozen=True)
+class ParsedSubject:
+    """The parts of a stream subject of this namespace; ``venue``/``symbol`` are empty where the subject
+    has none (``dlq.<service>`` has neither, ``risk.state.<venue>`` no symbol)."""
+
+    domain: str
+    kind: str
+    venue: str = ""
+    symbol: str = ""
+
+    @property
+    def stage(self) -> str:
+        """``<domain>.<kind>``: what operators count messages by (``md.depth``, ``risk.order``)."""
+        return f"{self.domain}.{self.kind}"
+
+
+_DOMAINS = frozenset(STREAM_DOMAINS.values())  # what streams keep; ctl.* requests are not parsed
+
+
+@dataclass(frozen=True)
 class Subjects:
     """Subject and stream names within one namespace (``prefix``; empty in production)."""
 
@@ -134,6 +153,28 @@ class Subjects:
             if d == domain:
                 return self.stream(name)
         raise ValueError(f"no stream captures subject {subject!r}")
+
+    def parse(self, subject: str) -> ParsedSubject:
+        """Split a subject of this namespace into its parts; raise ``ValueError`` for a subject of
+        another namespace or one no builder here makes. Why here: readers (the operator CLI, tests)
+        must not re-derive token positions that only this module defines."""
+        if self.prefix:
+            head, _, body = subject.partition(".")
+            if head != self.prefix:
+                raise ValueError(f"subject {subject!r} is not in namespace {self.prefix!r}")
+        else:
+            body = subject
+        tokens = body.split(".")
+        domain = tokens[0]
+        if domain not in _DOMAINS or not all(_TOKEN.match(t) for t in tokens):
+            raise ValueError(f"subject {subject!r} is no depthflow subject")
+        if domain == "dlq" and len(tokens) == 2:
+            return ParsedSubject("dlq", tokens[1])
+        if body.startswith("risk.state.") and len(tokens) == 3:
+            return ParsedSubject("risk", "state", tokens[2])
+        if len(tokens) == 4 and domain != "dlq":
+            return ParsedSubject(*tokens)
+        raise ValueError(f"subject {subject!r} is no depthflow subject")
 
     @staticmethod
     def symbol_of(subject: str) -> str:
