@@ -31,7 +31,10 @@ class CollectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     source: Literal["generator", "replay", "live"] = "generator"
     replay_paths: list[str] = msgspec.field(default_factory=list)
     replay_format: Literal["auto", "depthflow", "hftbacktest", "cryptofeed", "binance-csv"] = "auto"
-    replay_symbol: str = ""  # for files that do not name their symbol (hftbacktest REST lines, CSV)
+    # a configured symbol without a book within this much recorded time from its first frame is a
+    # warning of the replay report (and fails `depthflow up`)
+    replay_book_within_s: PositiveFloat = 60.0
+    replay_report: str = ""  # write the replay report (JSON) here when set; `depthflow up` sets it
     seed: int = 5
     depth: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 5000  # levels per side, live and replay
     generator_levels: Annotated[int, msgspec.Meta(ge=2, le=5000)] = 1000

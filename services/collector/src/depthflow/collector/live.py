@@ -127,6 +127,7 @@ class LiveSource(Source):
             unknown = [s for s in symbols if s not in info.symbols]
             if unknown:
                 raise ValueError(f"symbols unknown to the exchange: {unknown}")
+            self.session.state_ticks({s: rules.tick_size for s, rules in info.symbols.items()})
             for s, rules in info.symbols.items():
                 log.info("instrument", extra={"symbol": s, "status": rules.status, "tick": rules.tick_size,
                                               "step": rules.step_size})

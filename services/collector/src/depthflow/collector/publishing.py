@@ -34,8 +34,10 @@ class TradeArrays:
     buyer_maker: np.ndarray
 
 
-def depth_snapshot(symbol: str, venue: str, book: BookView, ts_event: int, reason: str) -> DepthSnapshot:
-    """Return the wire form of a book."""
+def depth_snapshot(
+    symbol: str, venue: str, book: BookView, ts_event: int, reason: str, *, tick_size: float = 0.0
+) -> DepthSnapshot:
+    """Return the wire form of a book; ``tick_size`` 0.0 means the tick is unknown."""
     return DepthSnapshot(
         symbol=symbol,
         venue=venue,
@@ -50,11 +52,12 @@ def depth_snapshot(symbol: str, venue: str, book: BookView, ts_event: int, reaso
         known_low=book.known_low,
         known_high=book.known_high,
         reason=reason,  # type: ignore[arg-type]
+        tick_size=tick_size,
     )
 
 
-def trade_batch(symbol: str, venue: str, trades: TradeArrays) -> TradeBatch:
-    """Return the wire form of trades (which must not be empty)."""
+def trade_batch(symbol: str, venue: str, trades: TradeArrays, *, tick_size: float = 0.0) -> TradeBatch:
+    """Return the wire form of trades (which must not be empty); ``tick_size`` as in a book."""
     return TradeBatch(
         symbol=symbol,
         venue=venue,
@@ -68,4 +71,5 @@ def trade_batch(symbol: str, venue: str, trades: TradeArrays) -> TradeBatch:
         qty=f64_bytes(trades.qty),
         ts=i64_bytes(trades.ts),
         buyer_maker=f64_bytes(trades.buyer_maker),
+        tick_size=tick_size,
     )

@@ -5,6 +5,11 @@ trades into 100 ms windows of trade time, and emits a ``DepthSnapshot`` of every
 the configured cadence of *event* time (so a replay at any speed publishes the same books as the
 live run did) and right after each (re)sync. Malformed frames are counted and dropped with a log
 line; they never stop the session.
+
+Every message carries the symbol's price tick (:mod:`ticks`): the one ``exchangeInfo`` states
+(live, or an ``exchange_info`` frame of our recordings), else the finest grid the symbol's price
+strings have shown. Per symbol, :class:`SymbolFacts` keeps what a replay report needs to say
+why a symbol got no book (no snapshot, a refused one, a gap while syncing).
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ from depthflow.collector.binance.payloads import (
     RestDepth,
     ServerShutdown,
     Trade,
+    decode_exchange_info,
     decode_rest_depth,
     decode_stream_frame,
 )
 from depthflow.collector.book import BookState, LocalBook, Outcome
 from depthflow.collector.publishing import TradeArrays, depth_snapshot, trade_batch
 from depthflow.collector.recording import Frame
+from depthflow.collector.ticks import TickTracker, level_prices, trade_prices
 from depthflow.common.messages import TS_FLOOR_NS, DepthSnapshot, Message, TradeBatch
 
 log = logging.getLogger("depthflow.collector.session")
@@ -40,6 +47,18 @@ def _check_time(event: DepthDiff | Trade) -> None:
     ms = min(event.event_ms, getattr(event, "trade_ms", event.event_ms))
     if ms * MS < TS_FLOOR_NS:
         raise FrameError("timestamp before 2017", f"{ms} ms")
+
+
+@dataclass
+class SymbolFacts:
+    """What happened to one symbol's book, in recorded time (receive ns of the frames)."""
+
+    first_frame_ns: int | None = None
+    first_book_ns: int | None = None
+    books: int = 0
+    diffs: int = 0
+    snapshots: Counter[str] = field(default_factory=Counter)  # outcome (or "malformed: <reason>")
+    gaps: int = 0  # out of sequence diffs on a live book
 
 
 @dataclass
@@ -87,6 +106,9 @@ class MarketSession:
         self._last_trade_id: dict[str, int] = {}
         self.stats: Counter[str] = Counter()
         self.shutdown_requested = False
+        self.ticks = TickTracker()
+        self.facts: dict[str, SymbolFacts] = {}
+        self._recv_ns = 0  # receive time of the frame being handled
 
     def book(self, symbol: str) -> LocalBook:
         b = self.books.get(symbol)
@@ -96,9 +118,17 @@ class MarketSession:
 
     def follows(self, symbol: str) -> bool:
         if self.symbols is None or symbol in self.symbols:
+            facts = self.facts.setdefault(symbol, SymbolFacts())
+            if facts.first_frame_ns is None:
+                facts.first_frame_ns = self._recv_ns
             return True
         self.stats["other_symbol"] += 1
         return False
+
+    def state_ticks(self, ticks: dict[str, float]) -> None:
+        """Ticks the exchange states (exchangeInfo ``PRICE_FILTER``), the truth for those symbols."""
+        for symbol, tick in ticks.items():
+            self.ticks.state(symbol, tick)
 
     def needs_snapshot(self) -> list[str]:
         """Symbols whose book is waiting for a REST snapshot (buffering diffs)."""
@@ -108,15 +138,21 @@ class MarketSession:
 
     def on_frame(self, frame: Frame) -> list[Message]:
         self.stats["frames"] += 1
+        self._recv_ns = frame.recv_ns
         try:
             if frame.kind == "ws":
                 event = decode_stream_frame(frame.raw)
             elif frame.kind == "rest_depth":
                 if not frame.symbol:
-                    raise FrameError("REST depth snapshot without a symbol")
-                return self.on_snapshot(frame.symbol, decode_rest_depth(frame.raw), frame.recv_ns)
+                    raise FrameError("missing field", "REST depth snapshot without a symbol")
+                snap = self._decode_snapshot(frame.symbol, frame.raw)
+                return self.on_snapshot(frame.symbol, snap, frame.recv_ns, level_prices(frame.raw))
             elif frame.kind == "agg_trade_csv":
                 event = parse_csv_trade(frame)
+            elif frame.kind == "exchange_info":
+                info = decode_exchange_info(frame.raw)
+                self.state_ticks({s: r.tick_size for s, r in info.symbols.items()})
+                return []
             else:
                 self.stats["ignored"] += 1
                 return []
@@ -127,9 +163,10 @@ class MarketSession:
             log.warning("malformed frame dropped", extra={"reason": str(exc), "frame": frame.raw[:200]})
             return []
         if isinstance(event, DepthDiff):
-            return self.on_diff(event)
+            return self.on_diff(event, level_prices(frame.raw))
         if isinstance(event, Trade):
-            return self.on_trade(event)
+            prices = trade_prices(frame.raw) if frame.kind == "ws" else frame.raw.split(b",")[1:2]
+            return self.on_trade(event, prices)
         if isinstance(event, ServerShutdown):
             self.shutdown_requested = True
             self.stats["server_shutdown"] += 1
@@ -138,25 +175,42 @@ class MarketSession:
         self.stats["ignored"] += 1
         return []
 
-    def on_snapshot(self, symbol: str, snap: RestDepth, recv_ns: int) -> list[Message]:
+    def _decode_snapshot(self, symbol: str, raw: bytes) -> RestDepth:
+        """Decode a REST snapshot; a malformed one is also noted against its symbol."""
+        try:
+            return decode_rest_depth(raw)
+        except FrameError as exc:
+            if self.follows(symbol):
+                self.facts[symbol].snapshots[f"malformed ({exc.reason})"] += 1
+            raise
+
+    def on_snapshot(self, symbol: str, snap: RestDepth, recv_ns: int, prices: list[bytes]) -> list[Message]:
+        """Sync ``symbol`` 's book from a REST snapshot; ``prices`` are its price strings."""
         if not self.follows(symbol):
             return []
+        self._observe_prices(symbol, prices)
         book = self.book(symbol)
         if book.state is BookState.LIVE:
             book.reset()  # a fresh snapshot asked for by the caller: resync from it
         outcome = book.on_snapshot(snap)
         self.stats[f"snapshot_{outcome.value}"] += 1
+        self.facts[symbol].snapshots[outcome.value] += 1
         if outcome is Outcome.SYNCED:
             self._next_emit[symbol] = 0
             return [self._depth(symbol, book, recv_ns, "resync")]
         return []
 
-    def on_diff(self, diff: DepthDiff) -> list[Message]:
+    def on_diff(self, diff: DepthDiff, prices: list[bytes]) -> list[Message]:
+        """Apply a depth diff; ``prices`` are its price strings (for the tick)."""
         if not self.follows(diff.symbol):
             return []
+        self._observe_prices(diff.symbol, prices)
+        facts = self.facts[diff.symbol]
+        facts.diffs += 1
         book = self.book(diff.symbol)
         outcome = book.on_diff(diff)
         self.stats[f"diff_{outcome.value}"] += 1
+        facts.gaps += outcome is Outcome.GAP
         if outcome in (Outcome.GAP, Outcome.CROSSED):
             log.warning("book out of sync, resyncing", extra={"symbol": diff.symbol, "why": outcome.value})
             return []
@@ -170,9 +224,11 @@ class MarketSession:
         self._next_emit[diff.symbol] = (event_ms // interval + 1) * interval
         return [self._depth(diff.symbol, book, event_ms * MS, "cadence")]
 
-    def on_trade(self, trade: Trade) -> list[Message]:
+    def on_trade(self, trade: Trade, prices: list[bytes]) -> list[Message]:
+        """Batch a trade; ``prices`` is its price string (for the tick)."""
         if not self.follows(trade.symbol):
             return []
+        self._observe_prices(trade.symbol, prices)
         last = self._last_trade_id.get(trade.symbol)
         if last is not None:
             if trade.id <= last:
@@ -203,11 +259,23 @@ class MarketSession:
                 pending.items = []
         return out
 
+    def _observe_prices(self, symbol: str, prices: list[bytes]) -> None:
+        before = self.ticks.tick(symbol)
+        if self.ticks.observe(symbol, prices) and self.facts[symbol].books:
+            # books already went out with the coarser tick; consumers see the change from here on
+            log.info("tick refined by a finer price", extra={
+                "symbol": symbol, "was": before, "tick": self.ticks.tick(symbol)})
+
     # --- output --------------------------------------------------------------------------------
 
     def _depth(self, symbol: str, book: LocalBook, ts_event: int, reason: str) -> DepthSnapshot:
         self.stats["depth_published"] += 1
-        return depth_snapshot(symbol, self.venue, book.view(self.depth), ts_event, reason)
+        facts = self.facts[symbol]
+        facts.books += 1
+        if facts.first_book_ns is None:
+            facts.first_book_ns = self._recv_ns
+        return depth_snapshot(symbol, self.venue, book.view(self.depth), ts_event, reason,
+                              tick_size=self.ticks.tick(symbol))
 
     def _trade_batch(self, symbol: str, trades: list[Trade]) -> TradeBatch:
         self.stats["trades_published"] += len(trades)
@@ -219,4 +287,4 @@ class MarketSession:
             ts=np.fromiter((t.trade_ms * MS for t in trades), np.int64, n),
             buyer_maker=np.fromiter((t.buyer_maker for t in trades), np.float64, n),
         )
-        return trade_batch(symbol, self.venue, arrays)
+        return trade_batch(symbol, self.venue, arrays, tick_size=self.ticks.tick(symbol))

@@ -1,4 +1,4 @@
-"""Where the collector's market data comes from: the synthetic generator or a recorded file.
+"""Where the collector's market data comes from: the synthetic generator or recorded files.
 
 Each source is a task of the collector service; every message it publishes starts its own trace.
 """
@@ -21,7 +21,8 @@ from opentelemetry.context import Context
 from depthflow.collector.config import CollectorConfig, InstrumentConfig
 from depthflow.collector.generator import MarketGenerator
 from depthflow.collector.publishing import depth_snapshot, trade_batch
-from depthflow.collector.recording import read_frames
+from depthflow.collector.recording import Recording
+from depthflow.collector.replay_report import build_report
 from depthflow.collector.session import MarketSession
 from depthflow.common.bus import Bus
 from depthflow.common.codec import Decoder, InvalidMessage
@@ -146,14 +147,16 @@ class GeneratorSource(Source):
             if len(trades.px):
                 await self._publish(
                     trade_subject,
-                    trade_batch(symbol, venue, trades),
+                    trade_batch(symbol, venue, trades, tick_size=inst.tick),
                     f"collector:{symbol}:trade:{self.run_id}:{trades.ids[0]}",
                 )
                 self.published["trade"] += 1
             if step % steps_per_snapshot == 0:
                 snapshots += 1
                 stamp = int(self._stamp(np.array([gen.now_ns], dtype=np.int64))[0])
-                msg = depth_snapshot(symbol, venue, gen.book(snapshots), stamp, "cadence")
+                msg = depth_snapshot(
+                    symbol, venue, gen.book(snapshots), stamp, "cadence", tick_size=inst.tick
+                )
                 await self._publish(
                     depth_subject, msg, f"collector:{symbol}:depth:{self.run_id}:{snapshots}"
                 )
@@ -171,8 +174,16 @@ class GeneratorSource(Source):
 class ReplaySource(Source):
     """Replay recorded files through the same session code as live data.
 
-    ``speed`` 1 keeps the recorded receive-time gaps, N runs N times faster, 0 as fast as possible.
+    The files are one stream merged by receive time (:class:`Recording`, inspected and refused if
+    unfit before anything runs). ``speed`` 1 keeps the recorded receive-time gaps, N runs N times
+    faster, 0 as fast as possible. At the end, or when stopped, the replay report (per file what
+    was skipped, per symbol what was published, warnings for symbols without a book) is logged and
+    written to ``replay_report`` when set.
     """
+
+    def __init__(self, cfg: CollectorConfig, service: Service) -> None:
+        super().__init__(cfg, service)
+        self.recording = Recording(cfg.replay_paths, cfg.replay_format)
 
     async def run(self, bus: Bus) -> None:
         cfg = self.cfg
@@ -184,22 +195,45 @@ class ReplaySource(Source):
             snapshot_interval_ms=round(cfg.snapshot_interval_s * 1000),
             trade_interval_ms=round(cfg.trade_interval_s * 1000),
         )
-        subjects = bus.subjects
+        finished = False
+        try:
+            await self._replay(bus.subjects, session)
+            finished = not self.stopping.is_set()
+        finally:
+            self._report(session, finished)
+
+    async def _replay(self, subjects: Subjects, session: MarketSession) -> None:
         wall_start = time.monotonic()
         first_ns: int | None = None
-        for path in cfg.replay_paths:
-            for n, frame in enumerate(read_frames(Path(path), cfg.replay_format, cfg.replay_symbol or None)):
-                if self.stopping.is_set():
-                    return
-                first_ns = frame.recv_ns if first_ns is None else first_ns
-                if cfg.speed > 0:
-                    ahead = (frame.recv_ns - first_ns) / 1e9 / cfg.speed - (time.monotonic() - wall_start)
-                    if ahead > 0:
-                        await asyncio.sleep(ahead)
-                elif n % 256 == 0:
-                    await asyncio.sleep(0)
-                for msg in session.on_frame(frame):
-                    await self._publish_md(subjects, msg)
+        for n, frame in enumerate(self.recording.frames()):
+            if self.stopping.is_set():
+                return
+            first_ns = frame.recv_ns if first_ns is None else first_ns
+            if self.cfg.speed > 0:
+                ahead = (frame.recv_ns - first_ns) / 1e9 / self.cfg.speed - (time.monotonic() - wall_start)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            elif n % 256 == 0:
+                await asyncio.sleep(0)
+            for msg in session.on_frame(frame):
+                await self._publish_md(subjects, msg)
         for msg in session.flush():
             await self._publish_md(subjects, msg)
-        log.info("replay finished", extra={**self.published, **dict(session.stats)})
+
+    def _report(self, session: MarketSession, finished: bool) -> None:
+        symbols = list(self.cfg.runtime.symbols)
+        ticks = {s: session.ticks.tick(s) for s in session.facts}
+        report = build_report(self.recording, symbols, session.facts, ticks,
+                              self.cfg.replay_book_within_s, finished)
+        for f in report.files:
+            if f.skipped:
+                log.warning("replay skipped unusable lines", extra={"file": f.path, "skipped": f.skipped})
+        for w in report.warnings:
+            log.warning("replay gave no book", extra={"symbol": w.symbol, "reason": w.reason})
+        log.info("replay finished" if finished else "replay stopped",
+                 extra={**self.published, **dict(session.stats)})
+        if self.cfg.replay_report:
+            path = Path(self.cfg.replay_report)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(msgspec.json.encode(report))
+            tmp.replace(path)  # a reader never sees half a report
