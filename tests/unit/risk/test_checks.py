@@ -5,8 +5,9 @@ import math
 
 import pytest
 
-from depthflow.common.messages import SignalFused
+from depthflow.common.messages import FusionMode, SignalFused, SignalSide
 from depthflow.risk.checks import Account, Limits, Mark, Scope, assess, floor_to_step, value_account
+from depthflow.risk.handlers import known_state
 
 NOW = 1_750_000_000_000_000_000  # 2025-06, after the messages' timestamp floor
 LIMITS = Limits(
@@ -37,8 +38,8 @@ class Sig:
     signal_id: str = "PEAKS-1"
     score: float = 0.5
     confidence: float = 0.5
-    side: str = "BUY"
-    mode: str = "TRADING"
+    side: SignalSide = "BUY"
+    mode: FusionMode = "TRADING"
     components: dict = dataclasses.field(default_factory=dict)
     mid: float = 60000.0
     best_bid: float = 59999.99
@@ -166,3 +167,14 @@ def test_a_position_without_a_fresh_mark_is_never_valued_at_zero():
     v = value_account(1000.0, {"BTCFDUSD": 0.1, "SOLFDUSD": 0.0}, marks, NOW, LIMITS, SCOPE)
     assert v.unmarked == ()
     assert v.equity == 1000.0 + 0.1 * MARK.mid
+
+
+@pytest.mark.parametrize(("value", "state"), [
+    (b"ACTIVE", "ACTIVE"), (b"REDUCING", "REDUCING"), (b"HALTED", "HALTED"),
+    (None, "UNKNOWN"), (b"", "UNKNOWN"), (b"active", "UNKNOWN"), (b"\xff", "UNKNOWN"), (b"PAUSED", "UNKNOWN"),
+])
+def test_a_control_value_outside_the_closed_set_of_states_is_unknown(value, state):
+    """Why: an unreadable state must reject (state_unavailable), never be taken for a valid one."""
+    assert known_state(value) == state
+    decided = decide(acc=account(trading_state=known_state(value)))
+    assert decided.approved == (state == "ACTIVE")

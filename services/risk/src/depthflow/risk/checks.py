@@ -28,7 +28,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Context, Decimal
-from typing import Protocol
+from typing import Literal, Protocol
+
+from depthflow.common.messages import FusionMode, RejectReason, SignalSide, TradingState
+
+KnownState = TradingState | Literal["UNKNOWN"]
+"""A trading state as risk sees it: ``UNKNOWN`` when the control key is missing or unreadable."""
 
 
 class SignalLike(Protocol):
@@ -50,9 +55,9 @@ class SignalLike(Protocol):
     @property
     def confidence(self) -> float: ...
     @property
-    def side(self) -> str: ...
+    def side(self) -> SignalSide: ...
     @property
-    def mode(self) -> str: ...
+    def mode(self) -> FusionMode: ...
     @property
     def mid(self) -> float: ...
     @property
@@ -148,28 +153,33 @@ class Account:
     high_water_mark: float
     day_start_equity: float
     orders_this_minute: int
-    trading_state: str  # ACTIVE, REDUCING, HALTED, or UNKNOWN when it cannot be read
+    trading_state: KnownState
     unmarked: tuple[str, ...] = ()  # held symbols without a fresh mark
 
 
 @dataclass(frozen=True)
 class Decision:
-    """Approve with a quantity and price, or reject with a reason code and detail."""
+    """Approve with a quantity and price (``reason`` None), or reject with a reason code and
+    detail. Why no separate ``approved`` flag: an approval with a reason, or a rejection without
+    one, cannot be built."""
 
-    approved: bool
-    reason: str
+    reason: RejectReason | None
     detail: str
     qty: float = 0.0
     price: float = 0.0
     halt: bool = False  # the decision tripped the drawdown kill switch
 
     @property
+    def approved(self) -> bool:
+        return self.reason is None
+
+    @property
     def notional(self) -> float:
         return self.qty * self.price
 
 
-def _reject(reason: str, detail: str, halt: bool = False) -> Decision:
-    return Decision(False, reason, detail, halt=halt)
+def _reject(reason: RejectReason, detail: str, halt: bool = False) -> Decision:
+    return Decision(reason, detail, halt=halt)
 
 
 # Every step of floor_to_step rounds toward -inf, so no intermediate rounding can round up.
@@ -339,4 +349,4 @@ def _sell(price: float, account: Account, limits: Limits) -> Decision:
 def _sized(qty: float, price: float, limits: Limits) -> Decision:
     if not (qty > 0 and qty * price >= limits.min_notional):
         return _reject("below_min_notional", f"notional {qty * price:.2f} < {limits.min_notional}")
-    return Decision(True, "approved", "all checks passed", qty=qty, price=price)
+    return Decision(None, "all checks passed", qty=qty, price=price)

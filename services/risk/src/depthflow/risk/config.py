@@ -7,35 +7,32 @@ running unguarded: ``max_signal_age_s=inf`` or ``max_drawdown_pct=1`` are refuse
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
 from depthflow.common.config import RuntimeConfig
+from depthflow.common.messages import Execution
 from depthflow.risk.checks import Limits, Scope
-
-
-def _between(gt: float | None = None, ge: float | None = None, le: float | None = None) -> msgspec.Meta:
-    return msgspec.Meta(gt=gt, ge=ge, le=le)
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Pre-trade limits; see ``checks.assess`` for the order they apply in."""
 
-    max_position_pct: Annotated[float, _between(gt=0, le=1)] = 0.10
-    order_notional_pct: Annotated[float, _between(gt=0, le=0.5)] = 0.02
-    min_confidence: Annotated[float, _between(ge=0.01, le=1)] = 0.15
-    max_signal_age_s: Annotated[float, _between(gt=0, le=60)] = 5.0
-    max_orders_per_minute: Annotated[int, _between(ge=1, le=1000)] = 30
-    max_drawdown_pct: Annotated[float, _between(gt=0, le=0.5)] = 0.15
-    daily_loss_pct: Annotated[float, _between(gt=0, le=0.5)] = 0.05
-    min_notional: Annotated[float, _between(ge=0, le=1_000_000)] = 5.0
-    qty_step: Annotated[float, _between(gt=0, le=1)] = 0.00001
-    fee_rate: Annotated[float, _between(ge=0, le=0.01)] = 0.001
+    max_position_pct: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.10
+    order_notional_pct: Annotated[float, msgspec.Meta(gt=0, le=0.5)] = 0.02
+    min_confidence: Annotated[float, msgspec.Meta(ge=0.01, le=1)] = 0.15
+    max_signal_age_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    max_orders_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 30
+    max_drawdown_pct: Annotated[float, msgspec.Meta(gt=0, le=0.5)] = 0.15
+    daily_loss_pct: Annotated[float, msgspec.Meta(gt=0, le=0.5)] = 0.05
+    min_notional: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] = 5.0
+    qty_step: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.00001
+    fee_rate: Annotated[float, msgspec.Meta(ge=0, le=0.01)] = 0.001
     # risk's own mark of a symbol (the latest agg.book) must be at most this old to trade on it
-    max_mark_age_s: Annotated[float, _between(gt=0, le=60)] = 5.0
+    max_mark_age_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
     # a signal's bid and ask may each stray at most this fraction of the mark's mid from the mark
-    quote_band_pct: Annotated[float, _between(gt=0, le=0.05)] = 0.005
+    quote_band_pct: Annotated[float, msgspec.Meta(gt=0, le=0.05)] = 0.005
 
     def to_limits(self) -> Limits:
         return Limits(**msgspec.structs.asdict(self))
@@ -46,13 +43,13 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
     runtime: RuntimeConfig = RuntimeConfig()
     limits: LimitsConfig = LimitsConfig()
-    starting_cash: Annotated[float, _between(gt=0, le=1e12)] = 100_000.0
-    execution: Literal["paper", "live"] = "paper"
+    starting_cash: Annotated[float, msgspec.Meta(gt=0, le=1e12)] = 100_000.0
+    execution: Execution = "paper"
     live_confirm: str = ""
     # a decision whose ledger/hot-state work takes longer is answered infrastructure_unavailable
-    storage_timeout_s: Annotated[float, _between(gt=0, le=30)] = 3.0
+    storage_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=30)] = 3.0
     # how often the ledger is probed for /readyz and to record decisions kept during an outage
-    storage_probe_interval_s: Annotated[float, _between(gt=0, le=30)] = 1.0
+    storage_probe_interval_s: Annotated[float, msgspec.Meta(gt=0, le=30)] = 1.0
 
     def __post_init__(self) -> None:
         if self.execution == "live" and self.live_confirm != "I-ACCEPT-REAL-MONEY-RISK":

@@ -19,6 +19,7 @@ import logging
 import time
 
 import asyncpg
+import msgspec
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
@@ -29,22 +30,32 @@ from depthflow.common.messages import (
     OrderApproved,
     OrderFilled,
     OrderRejected,
+    Side,
     SignalFused,
+    TradingState,
     TradingStateChanged,
     header_from,
 )
 from depthflow.common.runtime import Delivery, Output
 from depthflow.common.subjects import Subjects
-from depthflow.risk.checks import Account, Decision, Mark, assess, value_account
+from depthflow.risk.checks import Account, Decision, KnownState, Mark, assess, value_account
 from depthflow.risk.config import RiskConfig
 from depthflow.risk.hotstate import HOT_ERRORS, HotState
-from depthflow.risk.storage import STORAGE_ERRORS, Ledger, Recorded
+from depthflow.risk.storage import STORAGE_ERRORS, Filled, Ledger, Recorded, Rejected
 
 log = logging.getLogger("depthflow.risk")
 
 UNAVAILABLE = STORAGE_ERRORS + HOT_ERRORS
-INFRASTRUCTURE_UNAVAILABLE = "infrastructure_unavailable"
 _signal_decoder: Decoder[SignalFused] = Decoder(SignalFused)
+
+
+def known_state(value: bytes | None) -> KnownState:
+    """The trading state a ``control`` KV value names; anything else is ``UNKNOWN`` (which
+    rejects every signal: fail closed)."""
+    try:
+        return msgspec.convert((value or b"").decode(), TradingState)
+    except (UnicodeDecodeError, msgspec.ValidationError):
+        return "UNKNOWN"
 
 
 class RiskHandlers:
@@ -66,7 +77,7 @@ class RiskHandlers:
         self.control: KeyValue | None = None  # bound at start, once the bus is connected
         self.marks: dict[str, Mark] = {}
         # decisions answered infrastructure_unavailable and not yet in the ledger, by signal id
-        self.kept: dict[str, tuple[SignalFused, Recorded]] = {}
+        self.kept: dict[str, tuple[SignalFused, Rejected]] = {}
         self.storage_ok = True  # the ledger and hot state answered the last probe or decision
 
     async def bind(self, bus: Bus) -> None:
@@ -77,9 +88,7 @@ class RiskHandlers:
                 self.marks.update(await self.hot.marks())
                 for signal_id, (raw, reason, detail) in (await self.hot.spooled()).items():
                     with contextlib.suppress(InvalidMessage):
-                        self.kept[signal_id] = (
-                            _signal_decoder.decode(raw), Recorded(False, reason, detail)
-                        )
+                        self.kept[signal_id] = (_signal_decoder.decode(raw), Rejected(reason, detail))
 
     async def on_book_buckets(self, msg: BookBuckets, _: Delivery) -> list[Output]:
         mark = Mark(msg.best_bid, msg.best_ask, msg.ts_init)
@@ -122,7 +131,7 @@ class RiskHandlers:
         for signal_id, (signal, rec) in list(self.kept.items()):
             try:
                 async with asyncio.timeout(self.cfg.storage_timeout_s):
-                    await self.ledger.record_kept(signal, rec.reason, rec.detail)
+                    await self.ledger.record_kept(signal, rec)
             except UNAVAILABLE:
                 return  # gone again: the next probe tries again
             except Exception:
@@ -134,13 +143,13 @@ class RiskHandlers:
                     await self.hot.unspool(signal_id)
         log.info("kept decisions recorded in the ledger")
 
-    async def _trading_state(self) -> str:
+    async def _trading_state(self) -> KnownState:
         assert self.control is not None
         try:
             entry = await self.control.get(Subjects.trading_state_key(self.cfg.runtime.venue))
         except KeyNotFoundError:
             return "UNKNOWN"
-        return (entry.value or b"UNKNOWN").decode()
+        return known_state(entry.value)
 
     async def on_signal_fused(self, signal: SignalFused, _: Delivery) -> list[Output]:
         kept = self.kept.get(signal.signal_id)
@@ -171,7 +180,7 @@ class RiskHandlers:
     async def _unavailable(self, signal: SignalFused, why: str) -> list[Output]:
         """One fail-closed decision now; kept (and spooled to Redis if it answers) until the
         ledger can record it."""
-        rec = Recorded(False, INFRASTRUCTURE_UNAVAILABLE, f"{why}; recorded when it returns")
+        rec = Rejected("infrastructure_unavailable", f"{why}; recorded when it returns")
         self.kept[signal.signal_id] = (signal, rec)
         self.storage_ok = False
         with contextlib.suppress(*UNAVAILABLE):
@@ -207,11 +216,11 @@ class RiskHandlers:
             mark = marks.get(signal.symbol)
             decision = assess(signal, account, mark, self.limits, self.scope, now_ns)
             extra: list[Output] = []
-            if not decision.approved:
-                await self.ledger.record_rejection(conn, signal, decision.reason, decision.detail)
+            if decision.reason is not None:
+                rejected = Rejected(decision.reason, decision.detail)
+                await self.ledger.record_rejection(conn, signal, rejected)
                 if decision.halt:
                     extra = await self._halt(conn, signal, decision.detail, account)
-                rejected = Recorded(False, decision.reason, decision.detail)
                 return self._outputs(signal, rejected) + extra, False
             assert mark is not None  # assess approves only with a fresh mark
             rec = self._paper_fill(signal, decision, account, mark)
@@ -221,20 +230,19 @@ class RiskHandlers:
             )
         return self._outputs(signal, rec), True
 
-    def _paper_fill(self, s: SignalFused, decision: Decision, account: Account, mark: Mark) -> Recorded:
+    def _paper_fill(self, s: SignalFused, decision: Decision, account: Account, mark: Mark) -> Filled:
         # Paper broker: fills in full at risk's own touch (the mark), whatever the signal quoted.
         qty, price = decision.qty, decision.price
         fee = qty * price * self.limits.fee_rate
-        sign = 1.0 if s.side == "BUY" else -1.0
+        side: Side = "BUY" if s.side == "BUY" else "SELL"  # assess approves no FLAT signal
+        sign = 1.0 if side == "BUY" else -1.0
         cash_after = account.cash - sign * qty * price - fee
         position_after = account.position + sign * qty
         equity_after = account.equity - fee - sign * qty * (price - mark.mid)
-        return Recorded(
-            approved=True,
-            reason="approved",
-            detail="all checks passed",
+        return Filled(
+            detail=decision.detail,
             client_order_id=f"df-{s.signal_id}",
-            side=s.side,
+            side=side,
             qty=qty,
             price=price,
             fee=fee,
@@ -244,7 +252,7 @@ class RiskHandlers:
         )
 
     async def _avg_price(
-        self, conn: asyncpg.Connection, s: SignalFused, rec: Recorded, before: float
+        self, conn: asyncpg.Connection, s: SignalFused, rec: Filled, before: float
     ) -> float:
         prev = await self.ledger.avg_price(conn, s.symbol)
         if rec.side == "SELL":
@@ -255,13 +263,14 @@ class RiskHandlers:
         self, conn: asyncpg.Connection, s: SignalFused, why: str, account: Account
     ) -> list[Output]:
         assert self.control is not None
-        await self.control.put(Subjects.trading_state_key(s.venue), b"HALTED")
-        await self.ledger.record_state(conn, "HALTED", why, account.equity)
-        await self.hot.mirror_state("HALTED")
+        halted: TradingState = "HALTED"
+        await self.control.put(Subjects.trading_state_key(s.venue), halted.encode())
+        await self.ledger.record_state(conn, halted, why, account.equity)
+        await self.hot.mirror_state(halted)
         log.error("kill switch: trading halted", extra={"reason": why})
         event = TradingStateChanged(
             symbol=s.symbol, venue=s.venue, ts_event=time.time_ns(), ts_init=time.time_ns(),
-            origin_ts=s.origin_ts, state="HALTED", reason=why, equity=account.equity,
+            origin_ts=s.origin_ts, state=halted, reason=why, equity=account.equity,
             high_water_mark=account.high_water_mark,
         )
         return [Output(self.subjects.risk_state(s.venue), event)]
@@ -269,18 +278,18 @@ class RiskHandlers:
     def _outputs(self, s: SignalFused, rec: Recorded) -> list[Output]:
         common = header_from(s)
         order_subject = self.subjects.risk_order(s.venue, s.symbol)
-        if not rec.approved:
+        if isinstance(rec, Rejected):
             rejected = OrderRejected(
                 **common, signal_id=s.signal_id, reason=rec.reason, detail=rec.detail
             )
             return [Output(order_subject, rejected)]
         approved = OrderApproved(
             **common, client_order_id=rec.client_order_id, signal_id=s.signal_id,
-            side=rec.side, qty=rec.qty, price=rec.price, notional=rec.qty * rec.price,  # type: ignore[arg-type]
+            side=rec.side, qty=rec.qty, price=rec.price, notional=rec.qty * rec.price,
             execution="paper",
         )
         filled = OrderFilled(
-            **common, client_order_id=rec.client_order_id, side=rec.side,  # type: ignore[arg-type]
+            **common, client_order_id=rec.client_order_id, side=rec.side,
             qty=rec.qty, price=rec.price, fee=rec.fee, position_after=rec.position_after,
             cash_after=rec.cash_after, equity_after=rec.equity_after, execution="paper",
         )

@@ -15,6 +15,7 @@ import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from depthflow.common.messages import RejectReason, TradingState
 from depthflow.risk.checks import Mark
 
 # What "Redis is unreachable" looks like (redis-py's errors are not OSErrors).
@@ -61,7 +62,7 @@ class HotState:
             p.expire(key, 180)
             await p.execute()
 
-    async def mirror_state(self, state: str) -> None:
+    async def mirror_state(self, state: TradingState) -> None:
         await self.r.set(f"{self.base}:trading-state", state)
 
     async def ping(self) -> bool:
@@ -73,20 +74,21 @@ class HotState:
     # Decisions made while the ledger was unreachable, spooled here (when Redis is up) so that a
     # restart before Postgres returns still records them: signal_id -> (signal bytes, reason, detail).
 
-    async def spool(self, signal_id: str, signal: bytes, reason: str, detail: str) -> None:
+    async def spool(self, signal_id: str, signal: bytes, reason: RejectReason, detail: str) -> None:
         blob = msgspec.msgpack.encode((signal, reason, detail))
         await self.r.hset(f"{self.base}:kept", signal_id, blob)
 
-    async def spooled(self) -> dict[str, tuple[bytes, str, str]]:
-        """The spooled decisions (one in another format is skipped: it stays on ``risk.order.*``)."""
-        return await self._hash(f"{self.base}:kept", tuple[bytes, str, str])
+    async def spooled(self) -> dict[str, tuple[bytes, RejectReason, str]]:
+        """The spooled decisions (one in another format, or with a reason outside the closed set,
+        is skipped: it stays on ``risk.order.*``)."""
+        return await self._hash(f"{self.base}:kept", tuple[bytes, RejectReason, str])
 
     async def _hash(self, key: str, type_: Any) -> dict[str, Any]:
         """A hash of msgpack values, skipping a value that does not decode as ``type_``."""
         out = {}
         for k, v in (await self.r.hgetall(key)).items():
             try:
-                out[k.decode()] = msgspec.msgpack.decode(v, type=type_)
+                out[k.decode() if isinstance(k, bytes) else k] = msgspec.msgpack.decode(v, type=type_)
             except msgspec.DecodeError:
                 continue
         return out

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import asyncpg
+import msgspec
 
-from depthflow.common.messages import SignalFused
+from depthflow.common.messages import RejectReason, Side, SignalFused, TradingState
 from depthflow.common.migrations import migrate
 
 # What "storage is unreachable" looks like: refused or reset sockets, a server going down, a
@@ -55,21 +56,35 @@ class Book:
     positions: dict[str, float]
 
 
-@dataclass(frozen=True)
-class Recorded:
-    """A decision as stored: what the handler publishes (again, on a redelivery)."""
+APPROVED = "approved"
+"""``risk.decisions.reason`` of an approved decision (every other row holds a ``RejectReason``)."""
 
-    approved: bool
-    reason: str
+
+@dataclass(frozen=True)
+class Rejected:
+    """A rejection as stored: what the handler publishes (again, on a redelivery)."""
+
+    reason: RejectReason
     detail: str
-    client_order_id: str = ""
-    side: str = ""
-    qty: float = 0.0
-    price: float = 0.0
-    fee: float = 0.0
-    position_after: float = 0.0
-    cash_after: float = 0.0
-    equity_after: float = 0.0
+
+
+@dataclass(frozen=True)
+class Filled:
+    """An approved order and its paper fill as stored. Why two types and not one with an
+    ``approved`` flag: a fill without a side, or a rejection with one, cannot be built."""
+
+    detail: str
+    client_order_id: str
+    side: Side
+    qty: float
+    price: float
+    fee: float
+    position_after: float
+    cash_after: float
+    equity_after: float
+
+
+Recorded = Rejected | Filled
 
 
 class Ledger:
@@ -109,11 +124,11 @@ class Ledger:
             return False
         return True
 
-    async def record_kept(self, signal: SignalFused, reason: str, detail: str) -> None:
+    async def record_kept(self, signal: SignalFused, rec: Rejected) -> None:
         """Record a rejection decided while the ledger was unreachable; a decision already
         recorded for the signal (one whose commit was lost on the way back) is kept."""
         async with self.pool.acquire() as conn:
-            await self._decision(conn, signal, False, reason, detail, if_new=True)
+            await self._decision(conn, signal, rec.reason, rec.detail, if_new=True)
 
     async def recorded(self, conn: asyncpg.Connection, signal_id: str) -> Recorded | None:
         row = await conn.fetchrow(
@@ -125,10 +140,11 @@ class Ledger:
         )
         if row is None:
             return None
+        # the columns are text: a code outside the closed sets is a corrupt ledger, not a decision
         if not row["approved"]:
-            return Recorded(False, row["reason"], row["detail"])
-        return Recorded(
-            True, row["reason"], row["detail"], row["client_order_id"], row["side"],
+            return Rejected(msgspec.convert(row["reason"], RejectReason), row["detail"])
+        return Filled(
+            row["detail"], row["client_order_id"], msgspec.convert(row["side"], Side),
             float(row["qty"]), float(row["price"]), float(row["fee"]),
             float(row["position_after"]), float(row["cash_after"]), float(row["equity_after"]),
         )
@@ -160,20 +176,19 @@ class Ledger:
             self.venue, today, _dec(equity),
         )
 
-    async def record_rejection(
-        self, conn: asyncpg.Connection, signal: SignalFused, reason: str, detail: str
-    ) -> None:
-        await self._decision(conn, signal, False, reason, detail)
+    async def record_rejection(self, conn: asyncpg.Connection, signal: SignalFused, rec: Rejected) -> None:
+        await self._decision(conn, signal, rec.reason, rec.detail)
 
     async def _decision(
-        self, conn: asyncpg.Connection, s: SignalFused, approved: bool, reason: str, detail: str,
+        self, conn: asyncpg.Connection, s: SignalFused, reason: RejectReason | None, detail: str,
         if_new: bool = False,
     ) -> None:
+        """One ``risk.decisions`` row: rejected with ``reason``, or approved when it is None."""
         await conn.execute(
             "INSERT INTO risk.decisions (signal_id, venue, symbol, approved, reason, detail, side,"
             " score, confidence, ts_signal, origin_ts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
             + (" ON CONFLICT (signal_id) DO NOTHING" if if_new else ""),
-            s.signal_id, s.venue, s.symbol, approved, reason, detail, s.side, s.score,
+            s.signal_id, s.venue, s.symbol, reason is None, reason or APPROVED, detail, s.side, s.score,
             s.confidence, _i64(s.ts_init), _i64(s.origin_ts),
         )
 
@@ -181,12 +196,12 @@ class Ledger:
         self,
         conn: asyncpg.Connection,
         signal: SignalFused,
-        rec: Recorded,
+        rec: Filled,
         avg_price: float,
         hwm: float,
     ) -> None:
         """Record decision, order, fill, position, cash, equity and high-water mark at once."""
-        await self._decision(conn, signal, True, rec.reason, rec.detail)
+        await self._decision(conn, signal, None, rec.detail)
         notional = rec.qty * rec.price
         await conn.execute(
             "INSERT INTO risk.orders (client_order_id, signal_id, venue, symbol, side, qty, price,"
@@ -217,7 +232,7 @@ class Ledger:
         )
 
     async def record_state(
-        self, conn: asyncpg.Connection, state: str, reason: str, equity: float
+        self, conn: asyncpg.Connection, state: TradingState, reason: str, equity: float
     ) -> None:
         await conn.execute(
             "INSERT INTO risk.state_changes (venue, state, reason, equity) VALUES ($1,$2,$3,$4)",
