@@ -5,7 +5,7 @@ The oracles are independent of the implementation: ``math.fsum`` for the sums, a
 """
 
 import math
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -13,14 +13,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from depthflow.aggregator.bucketing import (
-    EDGE_REL,
-    Buckets,
-    bucket_edges,
-    bucket_keys,
-    bucket_side,
-    bucket_size_for,
-)
+from depthflow.aggregator.bucketing import Buckets, bucket_side
+from depthflow.common.pricing import bucket_edges, bucket_keys, bucket_size_for
+from tests.unit.common.test_pricing import decimal_bucket
 
 EPS = 2.0**-52
 prices = st.floats(min_value=1e-6, max_value=1e7, allow_nan=False, allow_infinity=False)
@@ -45,26 +40,6 @@ def books(draw, price=prices, max_levels=300, unique=False):
     else:
         idx = np.arange(n)
     return px[idx], qty[idx]
-
-
-def decimal_bucket(price: float, size: float) -> tuple[int, int]:
-    """The bucket(s) the edge rule allows for ``price``, from exact decimal arithmetic.
-
-    The rule: floor of the exact quotient, except that a quotient within ``EDGE_REL``
-    (relative) below the next edge belongs to that edge. Float rounding (<= ~4.4e-16 relative)
-    blurs the threshold itself, so a quotient within that blur of it may go either way: the
-    pair returned is ``(k, k)`` when only one bucket is right and ``(k, k + 1)`` otherwise.
-    """
-    with localcontext() as ctx:
-        ctx.prec = 80
-        q = Decimal(repr(price)) / Decimal(repr(size))
-        k = int(q)  # q > 0: truncation is the floor
-        gap = (k + 1 - q) / q  # relative distance to the next edge
-        if gap <= Decimal(EDGE_REL) - Decimal("5e-16"):
-            return k + 1, k + 1
-        if gap <= Decimal(EDGE_REL) + Decimal("5e-16"):
-            return k, k + 1
-        return k, k
 
 
 def fsum_bound(values: np.ndarray) -> float:
@@ -352,37 +327,6 @@ def test_mismatched_or_multidimensional_inputs_are_rejected():
         bucket_side(np.array([1.0, 2.0]), np.array([1.0]), 1.0)
     with pytest.raises(ValueError, match="1-d"):
         bucket_side(np.ones((2, 2)), np.ones((2, 2)), 1.0)
-
-
-def test_bucket_size_for_tick_multiples():
-    assert bucket_size_for(0.005, 1) == 0.005
-    assert bucket_size_for(0.005, 3) == 0.015  # 0.005 * 3 would be 0.015000000000000001
-    assert bucket_size_for("0.00500000", 3) == 0.015  # Binance's tickSize string
-    assert bucket_size_for(0.0001, 1) == 0.0001
-    assert bucket_size_for(0.01, 100) == 1.0
-    assert bucket_size_for(0.1, 7) == 0.7
-
-
-@pytest.mark.parametrize(
-    ("tick", "multiple"),
-    [(0.0, 1), (-0.01, 1), (math.nan, 1), (math.inf, 1), ("x", 1), (0.01, 0), (0.01, 1.5)],
-)
-def test_bucket_size_for_rejects_nonsense(tick, multiple):
-    with pytest.raises(ValueError, match=r"tick size|multiple"):
-        bucket_size_for(tick, multiple)
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.sampled_from(["0.005", "0.0001", "0.01", "0.00000001"]),
-    st.integers(1, 1000),
-    st.integers(1, 10**9),
-)
-def test_tick_multiple_sizes_put_every_tick_price_in_the_right_bucket(tick, multiple, n_ticks):
-    size = bucket_size_for(tick, multiple)
-    prices = [float(t * Decimal(tick)) for t in (n_ticks, n_ticks + 1, n_ticks * multiple)]
-    want = [n_ticks // multiple, (n_ticks + 1) // multiple, n_ticks]
-    assert bucket_keys(np.array(prices), size).tolist() == want
 
 
 def test_numpy_index_matches_the_kernel_bit_for_bit():

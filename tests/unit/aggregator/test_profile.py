@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from depthflow.aggregator.bucketing import bucket_keys
 from depthflow.aggregator.profile import FORMAT_VERSION, NS_PER_MIN, IdIntervals, RollingProfile
 from depthflow.common.checkpoint import IncompatibleState
+from depthflow.common.pricing import bucket_keys
 
 
 def batch(first, n, minute=0, px=100.5, sell=0.0):

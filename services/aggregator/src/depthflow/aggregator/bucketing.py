@@ -1,7 +1,7 @@
 """Price bucketing of book levels: the aggregator's pure core.
 
 Bucket ``k`` holds every level whose price lies in ``[k * size, (k + 1) * size)`` and is labelled
-by its lower edge ``k * size`` (see ``bucket_edges``). Every input level is counted exactly once,
+by its lower edge ``k * size`` (``pricing.bucket_edges``). Every input level is counted exactly once,
 in the bucket of its price, so the output conserves volume up to float rounding of the sums.
 
 Why a numba kernel over the sorted levels: Binance books arrive sorted (bids descending, asks
@@ -26,43 +26,23 @@ loaded from the on-disk cache) at import, so no message ever pays the JIT, and a
 type fails the call at once with ``TypeError``, after which ``bucket_side`` converts the arguments
 and retries. Errors are detected in the kernel and explained in Python (``_problem``).
 
-The edge rule (``bucket_index`` in numpy, ``_index`` in the kernel; both do the same IEEE
-operations in the same order, so they agree bit for bit):
-
-    q = price * (1 / size);  k = floor(q);  if (k + 1) - q <= EDGE_REL * q: k += 1
-
-Why: ``price`` and ``size`` are the doubles nearest to decimal numbers (``60000.12``, ``0.01``),
-so ``q`` is off from the exact decimal quotient by at most ~4 units in the last place (relative
-4.4e-16). A price exactly on an edge may thus come out just below the integer (``0.29 / 0.01``
-is ``28.999999999999996``), and a plain floor would put it one bucket too low. The tolerance is
-*relative* because the error is: an absolute one (the former "round to 9 decimals of a bucket")
-misplaces ~8 % of on-edge prices at BTC magnitudes with a 0.01 bucket (q ~ 6e6, error ~2e-9)
-and ~13 % at 1e3 with a 0.0001 bucket. With ``EDGE_REL = 1e-15`` (> 2x the worst error) a
-price within 1e-15 (relative) below an edge belongs to that edge's bucket and a price further
-below does not. Exchange prices never sit that close without being on the edge: when ``price``
-and ``size`` are decimals and ``price x 10^D < 10^14`` (``D`` = the larger of their numbers of
-decimals; BTC at 60000.12345678 is 6e12), a non-edge price is at least 1e-14 (relative) from
-any edge, so the result is exactly the decimal ``floor(price / size)``.
-``q`` must stay below ``MAX_INDEX`` = 1e14 (1e9 at a 1e-5 bucket), where the tolerance grows to
-a tenth of a bucket; a bucket too fine for the prices is rejected rather than misapplied.
+Which bucket a price falls in is the edge rule of ``depthflow.common.pricing`` (shared with
+peaks): the kernel applies its scalar form ``scaled_index`` (inlined), which agrees bit for bit
+with the numpy ``bucket_index``, and labels buckets with ``bucket_edges``'s decimal edges.
+Numba caches these kernels by this file: after a change to the rule there, clear the caches
+(see ``pricing``); ``test_bucketing`` compares the kernel with ``bucket_index`` on edge cases.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from decimal import Decimal
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit, types, uint64
 
-EDGE_REL = 1e-15
-"""Relative distance below a bucket edge within which a price counts as on the edge."""
-
-MAX_INDEX = 1e14
-"""Bucket indices must stay below this. Why: the edge tolerance is ``EDGE_REL * q`` buckets, 0.1
-of a bucket here and a whole bucket at 1e15; a double still resolves 1/64 of a bucket here."""
+from depthflow.common.pricing import MAX_INDEX, bucket_index, per_unit, scaled_index
 
 _MAX_FINITE = sys.float_info.max
 
@@ -109,78 +89,6 @@ class Buckets(NamedTuple):
     price_high: float = 0.0
 
 
-def bucket_size_for(tick_size: float | str, multiple: int = 1) -> float:
-    """Bucket size of ``multiple`` ticks, e.g. ``bucket_size_for(0.005, 3) == 0.015``.
-
-    ``tick_size`` may also be the exchange's string (Binance's ``"0.00500000"``). Why through
-    ``Decimal``: ``0.005 * 3`` in binary is ``0.015000000000000001``, not the double nearest to
-    0.015; the edge rule's error budget assumes the size is the double nearest to the decimal
-    the exchange means, and edges then fall exactly on tick prices.
-    """
-    try:
-        tick = Decimal(tick_size) if isinstance(tick_size, str) else Decimal(repr(float(tick_size)))
-    except (ArithmeticError, TypeError, ValueError):
-        raise ValueError(f"tick size must be a finite positive number, was {tick_size!r}") from None
-    if not (tick.is_finite() and tick > 0):
-        raise ValueError(f"tick size must be a finite positive number, was {tick_size!r}")
-    if isinstance(multiple, bool) or not isinstance(multiple, int | np.integer) or multiple < 1:
-        raise ValueError(f"multiple must be a positive integer, was {multiple!r}")
-    size = float(tick * int(multiple))
-    if not 0.0 < size < math.inf:
-        raise ValueError(f"{multiple} ticks of {tick_size!r} is not a finite positive bucket size")
-    return size
-
-
-@njit("float64(float64)", cache=True, nogil=True)
-def _per_unit(size: float) -> float:
-    """The whole number of buckets per unit (100 for 0.01, 1e5 for 1e-5), or 0.0 if there is none.
-
-    Why: the edge ``k / 100`` is the double nearest to the decimal ``k x 0.01``, where
-    ``k * 0.01`` can be one unit in the last place off (``7 * 0.1`` is ``0.7000000000000001``);
-    edges are prices that consumers print and compare, so they should be the decimal ones.
-    ``1 / size`` itself may miss the whole number by an ulp (``1 / 1e-5`` is
-    ``99999.99999999999``), hence the tolerance. Jitted so that the kernel computes it too.
-    """
-    per = 1.0 / size
-    near = np.rint(per) if per < 1e300 else 0.0  # ties to even, like Python's round()
-    return near if near >= 1.0 and abs(per - near) <= EDGE_REL * near else 0.0
-
-
-def bucket_edges(keys: np.ndarray, size: float) -> np.ndarray:
-    """Lower edge (float64) of each bucket index, as :func:`bucket_side` labels buckets."""
-    per = _per_unit(float(size))
-    k = np.asarray(keys, dtype=np.float64)
-    return k / per if per else k * size
-
-
-def bucket_index(px: np.ndarray, size: float) -> np.ndarray:
-    """Return the bucket index (float64, integral) of each price: the numpy form of the edge rule.
-
-    Identical, operation for operation, to the kernel's ``_index`` (see the module docstring).
-    """
-    q = px * (1.0 / size)
-    k = np.floor(q)
-    k += (k + 1.0) - q <= EDGE_REL * q
-    return k
-
-
-def bucket_keys(px: np.ndarray, size: float) -> np.ndarray:
-    """Return the integer bucket index of each price (``int64``), by the module's edge rule.
-
-    A price exactly on an edge (``0.29`` with size ``0.01``) lands in its own bucket, however
-    its binary representation rounds. No validation: see :func:`bucket_side` for that.
-    """
-    return bucket_index(np.asarray(px, dtype=np.float64), float(size)).astype(np.int64)
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _index(p: float, inv: float) -> float:
-    """The edge rule for one price; must stay operation-for-operation equal to ``bucket_index``."""
-    q = p * inv
-    k = np.floor(q)
-    return k + 1.0 if (k + 1.0) - q <= EDGE_REL * q else k
-
-
 @njit([(*pq, _F64, _ARRAY) for pq in _INPUTS], cache=True, nogil=True, error_model="numpy")
 def _scan(px: np.ndarray, qty: np.ndarray, inv: float, keys: np.ndarray) -> bool:
     """Fill ``keys`` with the bucket index of every level; return whether the levels can be
@@ -193,21 +101,21 @@ def _scan(px: np.ndarray, qty: np.ndarray, inv: float, keys: np.ndarray) -> bool
     than ``w < inf``: LLVM turns the latter pair into a class test it won't vectorise.
     """
     n = px.shape[0]
-    keys[0] = _index(px[0], inv)
+    keys[0] = scaled_index(px[0], inv)
     w = qty[0]
     ok = (w >= 0.0) & (w <= _MAX_FINITE)
     if px[0] > px[n - 1]:  # descending (bids), or unsorted
         for i in range(1, n):
             p = px[i]
             w = qty[i]
-            keys[i] = _index(p, inv)
+            keys[i] = scaled_index(p, inv)
             ok &= (p <= px[i - 1]) & (w >= 0.0) & (w <= _MAX_FINITE)
         low, high = n - 1, 0
     else:
         for i in range(1, n):
             p = px[i]
             w = qty[i]
-            keys[i] = _index(p, inv)
+            keys[i] = scaled_index(p, inv)
             ok &= (p >= px[i - 1]) & (w >= 0.0) & (w <= _MAX_FINITE)
         low, high = 0, n - 1
     # sorted, a NaN anywhere has failed an order test, and the ends bound every other level
@@ -222,7 +130,7 @@ def _valid(px: np.ndarray, qty: np.ndarray, inv: float) -> bool:
     for i in range(px.shape[0]):
         p = px[i]
         w = qty[i]
-        ok &= (p > 0.0) & (w >= 0.0) & (w <= _MAX_FINITE) & (_index(p, inv) < MAX_INDEX)
+        ok &= (p > 0.0) & (w >= 0.0) & (w <= _MAX_FINITE) & (scaled_index(p, inv) < MAX_INDEX)
     return ok
 
 
@@ -274,7 +182,7 @@ def _walk(
 @njit([(*pq, _F64, _F64, _ARRAY) for pq in _INPUTS], cache=True, nogil=True, error_model="numpy")
 def _runs(px: np.ndarray, qty: np.ndarray, size: float, per: float, keys: np.ndarray) -> tuple:
     """Bucket valid, sorted levels whose indices ``_scan`` put in ``keys``: the fields of
-    :class:`Buckets` in order (``per`` is ``_per_unit(size)``).
+    :class:`Buckets` in order (``per`` is ``per_unit(size)``).
 
     Four streams (see the module docstring) start at the first bucket start from each quarter of
     the book (in ascending price order), so each owns whole buckets; stream ``c`` writes its
@@ -408,7 +316,7 @@ def _bucket(px: np.ndarray, qty: np.ndarray, size: float) -> tuple:
     inv = 1.0 / size
     keys = np.empty(n)
     if _scan(px, qty, inv, keys):
-        return _runs(px, qty, size, _per_unit(size), keys)
+        return _runs(px, qty, size, per_unit(size), keys)
     if _valid(px, qty, inv):
         raise _Unsorted
     raise ValueError("bucket_side: invalid level")

@@ -7,7 +7,7 @@ some window (normally one per window, once a minute), never to the minutes held,
 1 h / 4 h / 24 h / 48 h query is a read of a total.
 
 Totals are one dense float64 array ``[window, bucket, side]`` over bucket keys
-(``bucket_keys(price, size)``) from a base key that grows, with slack, as prices move. Each held
+(``pricing.bucket_keys(price, size)``) from a base key that grows, with slack, as prices move. Each held
 minute keeps its volume sparsely: its keys (ascending) and a ``[key, side]`` array. Why sparse
 rather than dense over the minute's key span: a minute then costs memory (and checkpoint bytes)
 in proportion to its trades, not to its price range, which at a fine bucket (0.01 at BTC prices)
@@ -44,9 +44,9 @@ import msgspec
 import numpy as np
 from numba import njit, types
 
-from depthflow.aggregator.bucketing import MAX_INDEX, bucket_index
 from depthflow.common.checkpoint import IncompatibleState
 from depthflow.common.messages import check_prices, check_quantities
+from depthflow.common.pricing import MAX_INDEX, bucket_index
 
 NS_PER_MIN = 60_000_000_000
 WINDOWS_MIN = (60, 240, 1440, 2880)
@@ -69,8 +69,8 @@ _COUNTS = types.Array(types.int64, 1, "C")  # trades per window
 
 _keys = njit((_F64, types.float64), cache=True, nogil=True)(bucket_index)
 """``bucket_index`` itself, compiled: the numpy form makes ~8 array operations (~14 us on a
-300-trade batch here) where this makes one pass. Why compile bucketing's own function rather
-than call its kernel's ``_index`` from ours: one source of the edge rule, and numba's cache,
+300-trade batch here) where this makes one pass. Why compile the shared rule's numpy function
+rather than call its scalar ``scaled_index`` from ours: one source of the edge rule, and numba's cache,
 keyed by the source file of each cached function, then sees any change to it (a cached kernel is
 not recompiled when a function it calls from another file changes)."""
 
