@@ -21,7 +21,7 @@ from bench.peaks_accuracy import make_profile
 from bench.report import Figure
 from bench.timing import Case, measure, measure_interleaved
 from depthflow.aggregator.bucketing import bucket_side
-from depthflow.peaks.detection import combined_peaks, normal_peaks, ratio_peaks, robust_peaks
+from depthflow.peaks.detectors import combined_peaks, normal_peaks, ratio_peaks, robust_peaks
 from depthflow.peaks.zones import analyse
 
 N = 3000

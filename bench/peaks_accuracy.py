@@ -36,14 +36,14 @@ import numpy as np
 from scipy.signal import find_peaks
 
 from bench.report import Figure
-from depthflow.peaks.detection import (
+from depthflow.peaks.detectors import (
     Peak,
-    PeakParams,
     combined_peaks,
     normal_peaks,
     ratio_peaks,
     robust_peaks,
 )
+from depthflow.peaks.params import PeakParams
 
 TOL = 3  # buckets: a detection this close to a planted peak finds it
 TRAIN_SEED, TEST_SEED = 20240601, 20240602
@@ -222,54 +222,54 @@ def tune_grid(
 
 
 def tune_normal(train: Sequence[Profile]) -> Tuned:
-    """``z_min`` swept; ``order`` (local-max neighbourhood) and ``min_volume`` on a grid."""
-    grid = [{"order": o, "min_volume": mv} for o in (1, 2, 3, 5, 8) for mv in (0.0, 5.0, 20.0)]
+    """``z_min`` swept; ``order`` (local-max neighbourhood) and ``min_relative_volume`` on a grid."""
+    grid = [{"order": o, "min_rel": mv} for o in (1, 2, 3, 5, 8) for mv in (0.0, 0.5, 2.0)]
     return tune_grid(
         train,
         grid,
-        lambda v, p: _cands(normal_peaks(v, None, -np.inf, p["min_volume"], int(p["order"]))),
+        lambda v, p: _cands(normal_peaks(v, None, -np.inf, p["min_rel"], int(p["order"]))),
         np.linspace(0.5, 5.0, 31),
         lambda p, th: (
-            lambda v: [q.index for q in normal_peaks(v, None, th, p["min_volume"], int(p["order"]))]
+            lambda v: [q.index for q in normal_peaks(v, None, th, p["min_rel"], int(p["order"]))]
         ),
         "z_min",
     )
 
 
 def tune_ratio(train: Sequence[Profile]) -> Tuned:
-    """``ratio`` swept; ``neighbours`` and ``min_volume`` on a grid."""
-    grid = [{"neighbours": nb, "min_volume": mv} for nb in (1, 2, 3, 5, 8, 12) for mv in (0.0, 5.0, 20.0)]
+    """``ratio`` swept; ``neighbours`` and ``min_relative_volume`` on a grid."""
+    grid = [{"neighbours": nb, "min_rel": mv} for nb in (1, 2, 3, 5, 8, 12) for mv in (0.0, 0.5, 2.0)]
     return tune_grid(
         train,
         grid,
-        lambda v, p: _cands(ratio_peaks(v, 0.0, p["min_volume"], int(p["neighbours"]))),
+        lambda v, p: _cands(ratio_peaks(v, 0.0, p["min_rel"], int(p["neighbours"]))),
         np.linspace(1.1, 5.0, 40),
-        lambda p, th: lambda v: [q.index for q in ratio_peaks(v, th, p["min_volume"], int(p["neighbours"]))],
+        lambda p, th: lambda v: [q.index for q in ratio_peaks(v, th, p["min_rel"], int(p["neighbours"]))],
         "ratio",
     )
 
 
 def tune_robust(train: Sequence[Profile]) -> Tuned:
-    """Modified-z threshold swept; ``order`` and ``min_volume`` on a grid."""
-    grid = [{"order": o, "min_volume": mv} for o in (1, 2, 3, 5, 8) for mv in (0.0, 5.0, 20.0)]
+    """Modified-z threshold swept; ``order`` and ``min_relative_volume`` on a grid."""
+    grid = [{"order": o, "min_rel": mv} for o in (1, 2, 3, 5, 8) for mv in (0.0, 0.5, 2.0)]
     # robust_peaks keeps M > z_min (strict); sweeping >= on a continuous score is the same
     return tune_grid(
         train,
         grid,
-        lambda v, p: _cands(robust_peaks(v, -np.inf, p["min_volume"], int(p["order"]))),
+        lambda v, p: _cands(robust_peaks(v, -np.inf, p["min_rel"], int(p["order"]))),
         np.linspace(1.0, 12.0, 45),
-        lambda p, th: lambda v: [q.index for q in robust_peaks(v, th, p["min_volume"], int(p["order"]))],
+        lambda p, th: lambda v: [q.index for q in robust_peaks(v, th, p["min_rel"], int(p["order"]))],
         "robust_z",
     )
 
 
 def tune_combined(train: Sequence[Profile]) -> Tuned:
-    """``prominence_z`` swept; ``smooth``, ``window`` and ``min_volume`` on a grid."""
+    """``prominence_z`` swept; ``smooth``, ``window`` and ``min_relative_volume`` on a grid."""
     grid = [
-        {"smooth": s, "window": w, "min_volume": mv}
+        {"smooth": s, "window": w, "min_rel": mv}
         for s in (0.7, 1.0, 1.5)
         for w in (21, 41, 81)
-        for mv in (0.0, 5.0)
+        for mv in (0.0, 0.5)
     ]
 
     def params(p: dict[str, float], th: float) -> PeakParams:
@@ -277,7 +277,7 @@ def tune_combined(train: Sequence[Profile]) -> Tuned:
             PeakParams(),
             smooth=p["smooth"],
             window=int(p["window"]),
-            min_volume=p["min_volume"],
+            min_relative_volume=p["min_rel"],
             prominence_z=th,
         )
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from depthflow.aggregator.bucketing import bucket_side
 from depthflow.aggregator.profile import NS_PER_MIN, RollingProfile
 from depthflow.ai_fusion.fusion import _clip, components, weighted_score
-from depthflow.peaks.detection import METHODS, PeakParams, detect
+from depthflow.peaks.detectors import detect
+from depthflow.peaks.params import METHODS, PeakParams
 from depthflow.peaks.zones import analyse
 
 EXTREME = [math.nan, math.inf, -math.inf, 0.0, -0.0, -1.0, 1e300, -1e300, 1e-300, 5e-324, 1e15, 1.0, 60_000.0]
@@ -99,8 +100,7 @@ def test_zones_analyse(bpx, bq, apx, aq, tpx, tq, mid, size, lo, hi):
                      np.sort(tpx[:k]), tq[:k])
     if a is not None:
         assert finite(a.poc, a.value_area_low, a.value_area_high, a.support, a.resistance, a.resonance,
-                      a.high_volume_nodes, a.low_volume_nodes, a.vacuums, a.support_levels,
-                      a.resistance_levels, a.poc_levels, a.liquidity_vacuum_zones, a.resonance_zones)
+                      a.high_volume_nodes, a.low_volume_nodes, a.vacuums)
 
 
 def zones_like(**v: float) -> SimpleNamespace:

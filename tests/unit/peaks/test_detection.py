@@ -12,20 +12,17 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from depthflow.peaks.detection import (
+from depthflow.peaks.detectors import (
     Peak,
-    PeakParams,
     combined_peaks,
     detect,
     normal_peaks,
-    point_of_control,
     ratio_peaks,
     robust_peaks,
-    vacuums,
-    value_area,
-    volume_nodes,
-    zscore_peaks,
 )
+from depthflow.peaks.levels import point_of_control, value_area, volume_nodes
+from depthflow.peaks.params import PeakParams
+from depthflow.peaks.vacuums import vacuums
 
 volumes = hnp.arrays(
     np.float64,
@@ -60,18 +57,10 @@ def test_planted_peaks_are_found_with_their_zone():
     vol = np.ones(100)
     vol[30:33] = [10, 20, 10]
     vol[70] = 30
-    peaks = normal_peaks(vol, z_min=1.5, min_volume=5)
+    peaks = normal_peaks(vol, z_min=1.5, min_relative_volume=2.0)
     assert [p.index for p in peaks] == [31, 70]
     assert (peaks[0].low_index, peaks[0].high_index) == (30, 32)
     assert all(0.5 <= p.confidence <= 1.0 for p in peaks)
-
-
-def test_the_old_name_and_field_still_work():
-    vol = np.ones(100)
-    vol[70] = 30
-    (peak,) = zscore_peaks(vol)
-    assert peak.index == 70
-    assert peak.z == peak.score
 
 
 def test_flat_or_tiny_profiles_have_no_peaks():
@@ -82,20 +71,29 @@ def test_flat_or_tiny_profiles_have_no_peaks():
         assert detector(np.array([])) == []
 
 
-def test_min_volume_filters_statistical_peaks_that_are_too_small():
+def test_the_volume_floor_is_relative_to_the_profiles_own_volume():
     vol = np.full(50, 0.1)
-    vol[10] = 4.0
-    assert normal_peaks(vol, min_volume=5.0) == []
-    assert [p.index for p in normal_peaks(vol, min_volume=1.0)] == [10]
+    vol[10] = 4.0  # 22.5x the mean non-empty bucket (0.178)
+    for detector in (normal_peaks, robust_peaks):
+        assert detector(vol, z_min=1.5, min_relative_volume=23.0) == []
+        assert [p.index for p in detector(vol, z_min=1.5, min_relative_volume=22.0)] == [10]
+    # the same book in other units (5 BTC is not 5 DOT): the same peaks, the same confidences
+    for detector in (normal_peaks, ratio_peaks, robust_peaks, combined_peaks):
+        want = detector(vol)
+        assert want, detector
+        for scale in (1e-6, 1e3):
+            got = detector(vol * scale)
+            assert [p[:1] + p[2:4] for p in got] == [p[:1] + p[2:4] for p in want], (detector, scale)
+            assert [p.confidence for p in got] == pytest.approx([p.confidence for p in want], rel=1e-6)
 
 
 def test_weights_make_the_statistics_local():
     # a thick far region inflates the unweighted mean; weighting the near region finds the peak
     vol = np.concatenate((np.full(50, 1.0), np.full(50, 40.0)))
     vol[20] = 12.0
-    assert 20 not in [p.index for p in normal_peaks(vol, min_volume=5)]
+    assert 20 not in [p.index for p in normal_peaks(vol)]
     weights = np.concatenate((np.ones(50), np.full(50, 1e-6)))
-    assert 20 in [p.index for p in normal_peaks(vol, weights, min_volume=5)]
+    assert 20 in [p.index for p in normal_peaks(vol, weights)]
 
 
 def test_weights_must_match_the_profile():
@@ -131,8 +129,8 @@ def test_ratio_needs_twice_the_neighbours_and_the_minimum_volume():
     vol = np.full(20, 2.0)
     vol[5] = 5.0  # 2.5x its neighbours
     vol[12] = 3.9  # 1.95x: not enough
-    vol[16] = 4.5  # 2.25x, but under the minimum volume
-    peaks = ratio_peaks(vol, ratio=2.0, min_volume=4.6, neighbours=2)
+    vol[16] = 4.5  # 2.25x, but under the minimum volume: 1.95x the mean non-empty bucket (2.37)
+    peaks = ratio_peaks(vol, ratio=2.0, min_relative_volume=1.95, neighbours=2)
     assert [p.index for p in peaks] == [5]
     assert peaks[0].score == pytest.approx(2.5)
 
@@ -176,8 +174,8 @@ def test_robust_sees_a_peak_that_a_giant_wall_hides_from_the_normal_method():
     vol = 1.0 + (np.arange(100) % 3)  # median 2, MAD 1
     vol[20] = 1000.0
     vol[60] = 12.0
-    assert [p.index for p in normal_peaks(vol, z_min=1.5, min_volume=5)] == [20]
-    peaks = robust_peaks(vol, z_min=3.5, min_volume=5)
+    assert [p.index for p in normal_peaks(vol, z_min=1.5)] == [20]
+    peaks = robust_peaks(vol, z_min=3.5)
     assert [p.index for p in peaks] == [20, 60]
     assert peaks[1].score == pytest.approx(0.6745 * (12 - 2) / 1)
 
@@ -187,10 +185,10 @@ def test_robust_falls_back_to_the_mean_absolute_deviation_when_the_mad_is_zero()
     vol[50] = 20.0
     vol[10] = 3.0
     mean_ad = (19 + 2) / 100
-    peaks = robust_peaks(vol, z_min=3.5, min_volume=0)
+    peaks = robust_peaks(vol, z_min=3.5, min_relative_volume=0)
     assert [p.index for p in peaks] == [10, 50]
     assert peaks[1].score == pytest.approx(19 / (1.253314 * mean_ad))
-    assert [p.index for p in robust_peaks(vol, z_min=3.5, min_volume=5)] == [50]
+    assert [p.index for p in robust_peaks(vol, z_min=3.5, min_relative_volume=3.0)] == [50]
 
 
 @settings(max_examples=200, deadline=None)
@@ -242,8 +240,9 @@ def test_combined_finds_a_one_bucket_wall_despite_smoothing():
     (peak,) = combined_peaks(vol)
     assert peak.index == 100
     assert peak.low_index <= 100 <= peak.high_index
-    # the minimum volume applies to the raw bucket, not to the smoothed profile
-    assert combined_peaks(vol, params=PeakParams(min_volume=10.5)) == []
+    # the volume floor applies to the raw bucket, not to the smoothed profile: 10 is 40x the mean
+    assert combined_peaks(vol, params=PeakParams(min_relative_volume=39.0))
+    assert combined_peaks(vol, params=PeakParams(min_relative_volume=41.0)) == []
 
 
 def test_combined_confidence_uses_the_weights():
@@ -277,7 +276,7 @@ def _between_two_walls() -> np.ndarray:
 @given(volumes, st.sampled_from(["normal", "ratio", "robust", "combined"]), st.floats(0.0, 3.0))
 @example(_between_two_walls(), "combined", 2.5)
 def test_every_detector_returns_sane_peaks_on_any_profile(vol, method, smooth):
-    params = replace(PeakParams(method=method, min_volume=0.0), smooth=smooth)
+    params = replace(PeakParams(method=method, min_relative_volume=0.0), smooth=smooth)
     peaks = detect(vol, None, params)
     assert all(isinstance(p, Peak) for p in peaks)
     assert [p.index for p in peaks] == sorted({p.index for p in peaks})
@@ -330,7 +329,7 @@ CBOT_VOL = np.array([10, 15, 20, 60, 70, 150, 90, 80, 50, 10], dtype=float)
 def test_value_area_one_row_reproduces_the_worked_example():
     poc = point_of_control(CBOT_PX, CBOT_VOL)
     assert CBOT_PX[poc] == 106
-    lo, hi = value_area(CBOT_VOL, poc, 0.70, two_rows=False)
+    lo, hi = value_area(CBOT_VOL, poc, 0.70, rows=1)
     # +90 (107) = 240, +80 (108) = 320, +70 (105) = 390 >= 388: three steps, 105 to 108
     assert (CBOT_PX[lo], CBOT_PX[hi]) == (105, 108)
     assert CBOT_VOL[lo : hi + 1].sum() == 390
@@ -338,16 +337,16 @@ def test_value_area_one_row_reproduces_the_worked_example():
 
 def test_value_area_two_rows_on_the_same_profile():
     poc = point_of_control(CBOT_PX, CBOT_VOL)
-    lo, hi = value_area(CBOT_VOL, poc, 0.70, two_rows=True)
+    lo, hi = value_area(CBOT_VOL, poc, 0.70, rows=2)
     # 107+108 = 170 beats 105+104 = 130 (320); then 130 beats 109+110 = 60 (450)
     assert (CBOT_PX[lo], CBOT_PX[hi]) == (104, 108)
 
 
-@pytest.mark.parametrize("two_rows", [False, True])
-def test_value_area_ties_go_up(two_rows):
+@pytest.mark.parametrize("rows", [1, 2])
+def test_value_area_ties_go_up(rows):
     vol = np.array([1.0, 5.0, 1.0])
-    assert value_area(vol, 1, 0.8, two_rows) == (1, 2)
-    assert value_area(vol, 1, 0.9, two_rows) == (0, 2)
+    assert value_area(vol, 1, 0.8, rows) == (1, 2)
+    assert value_area(vol, 1, 0.9, rows) == (0, 2)
 
 
 def test_value_area_of_a_dominant_poc_is_the_poc():
@@ -364,14 +363,14 @@ def test_value_area_rejects_a_poc_outside_the_profile():
 @given(
     st.lists(st.floats(0, 1000, allow_nan=False), min_size=1, max_size=200),
     st.floats(0.1, 1.0),
-    st.booleans(),
+    st.integers(1, 4),
 )
-def test_value_area_holds_the_fraction_and_contains_the_poc(values, fraction, two_rows):
+def test_value_area_holds_the_fraction_and_contains_the_poc(values, fraction, rows):
     vol = np.array(values)
     px = np.arange(vol.size, dtype=float)
     poc = point_of_control(px, vol)
     assert vol[poc] == vol.max()
-    lo, hi = value_area(vol, poc, fraction, two_rows)
+    lo, hi = value_area(vol, poc, fraction, rows)
     assert 0 <= lo <= poc <= hi < vol.size
     assert vol[lo : hi + 1].sum() >= fraction * vol.sum() - 1e-9 * max(1.0, vol.sum())
 

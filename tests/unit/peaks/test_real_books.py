@@ -15,6 +15,7 @@ import pytest
 from depthflow.aggregator.bucketing import bucket_side
 from depthflow.peaks.zones import analyse
 from tests.data import CRYPTOFEED
+from tests.unit.peaks.test_zones import zs
 
 BUCKET = {"BTCUSDT": 1.0, "ETHUSDT": 1.0, "DOTUSDT": 0.01}
 
@@ -57,12 +58,12 @@ def test_real_book_gives_sensible_zones(books, symbol):
     low, high = bid_px.min(), ask_px.max()
     out = analyse(bids.px, bids.qty, asks.px, asks.qty, size, mid, low, high)
 
-    assert out.support
-    assert out.resistance
-    for z in out.support:
+    assert zs(out.support)
+    assert zs(out.resistance)
+    for z in zs(out.support):
         assert low - size < z.low <= z.price < mid
         assert z.high <= mid
-    for z in out.resistance:
+    for z in zs(out.resistance):
         assert mid < z.price <= z.high <= high + size
         assert z.low >= mid
     assert low - size < out.poc <= high
@@ -72,5 +73,5 @@ def test_real_book_gives_sensible_zones(books, symbol):
     # the biggest resting bucket on each side is one of its zones
     top_bid = bids.px[np.argmax(bids.qty)]
     top_ask = asks.px[np.argmax(asks.qty)]
-    assert any(z.low <= top_bid < z.high for z in out.support)
-    assert any(z.low <= top_ask < z.high for z in out.resistance)
+    assert any(z.low <= top_bid < z.high for z in zs(out.support))
+    assert any(z.low <= top_ask < z.high for z in zs(out.resistance))

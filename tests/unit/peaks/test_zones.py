@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from depthflow.peaks.zones import Analysis, PeakParams, ZoneOut, analyse
+from depthflow.common.messages import Zone
+from depthflow.peaks.zones import ZONE_FIELDS, Analysis, PeakParams, analyse
 from tests.unit.peaks import zones_reference as reference
 
 SIZE = 1.0
@@ -39,29 +40,32 @@ def book(**kw: object) -> Analysis:
     return analyse(**args)  # type: ignore[arg-type]
 
 
-def prices(zones: list[ZoneOut]) -> list[float]:
+def zs(rows: np.ndarray) -> list[Zone]:
+    """The core's zone rows as the wire's zones (what the handler publishes)."""
+    assert rows.shape[1:] == (len(ZONE_FIELDS),)
+    return [Zone(**dict(zip(ZONE_FIELDS, r, strict=True))) for r in rows.tolist()]
+
+
+def prices(zones: list[Zone]) -> list[float]:
     return sorted(z.price for z in zones)
 
 
 def test_walls_become_support_below_and_resistance_above_the_mid():
     out = book()
-    assert prices(out.support) == [80.5, 95.5]
-    assert prices(out.resistance) == [106.5, 120.5]
-    assert [z.price for z in out.support] == [95.5, 80.5]  # strongest first
-    for z in out.support:
+    assert prices(zs(out.support)) == [80.5, 95.5]
+    assert prices(zs(out.resistance)) == [106.5, 120.5]
+    assert [z.price for z in zs(out.support)] == [95.5, 80.5]  # strongest first
+    for z in zs(out.support):
         assert z.low < z.high <= MID + 0.5
         assert z.price < MID + 0.5
         assert 0 < z.strength <= 1
         assert 0 <= z.confidence <= 1
-    assert out.support_levels == [z.price for z in out.support]
-    assert out.resistance_levels == [z.price for z in out.resistance]
 
 
 def test_without_trades_the_levels_come_from_the_book():
     out = book()
     assert out.poc == 95.0  # the biggest wall, lower edge of its bucket
     assert out.value_area_low <= out.poc < out.value_area_high
-    assert out.poc_levels == [95.0]
     assert 95.0 in out.high_volume_nodes
 
 
@@ -71,7 +75,6 @@ def test_with_trades_the_levels_come_from_the_trade_profile():
     tvol[tpx == 103] = 50.0
     out = book(trade_px=tpx, trade_vol=tvol)
     assert out.poc == 103.0
-    assert out.poc_levels == [103.0, 95.0]  # the trade POC, then the book's
     assert out.value_area_low >= 90
     assert out.value_area_high <= 111
 
@@ -82,37 +85,40 @@ def test_a_book_peak_and_a_trade_peak_together_are_a_resonance():
     tvol[tpx == 96] = 40.0  # one bucket from the bid wall at 95: resonance
     tvol[tpx == 112] = 40.0  # no book peak near: a trade-only resistance zone
     out = book(trade_px=tpx, trade_vol=tvol)
-    assert len(out.resonance) == 1
-    (res,) = out.resonance
+    assert len(zs(out.resonance)) == 1
+    (res,) = zs(out.resonance)
     assert res.low <= 95
     assert res.high >= 97
     assert 95 < res.price < 97
-    assert out.resonance_zones == [(res.low, res.high)]
-    assert 112.5 in prices(out.resistance)  # from the trades
+    assert 112.5 in prices(zs(out.resistance))  # from the trades
     # the trade peak at 96 resonates with the book's wall at 95: one support zone, not two
-    assert 95.5 in prices(out.support)
-    assert 96.5 not in prices(out.support)
-    tight = book(trade_px=tpx, trade_vol=tvol, params=PeakParams(resonance_tolerance=0.5))
-    assert tight.resonance == []
-    assert 96.5 in prices(tight.support)
+    assert 95.5 in prices(zs(out.support))
+    assert 96.5 not in prices(zs(out.support))
+    # the tolerance is a fraction of the price, at least a bucket: 3 buckets here, then 1
+    tvol[tpx == 96], tvol[tpx == 98] = 1.0, 40.0
+    wide = book(trade_px=tpx, trade_vol=tvol, params=PeakParams(resonance_tolerance=3 / 100.5))
+    assert len(zs(wide.resonance)) == 1
+    tight = book(trade_px=tpx, trade_vol=tvol)
+    assert zs(tight.resonance) == []
+    assert 98.5 in prices(zs(tight.support))
 
 
 def test_a_wall_at_the_touch_is_a_zone():
     bid_px, bid_q = side(60, 99, 1.0, {99: 30.0})
     ask_px, ask_q = side(100, 139, 1.0, {100: 30.0})
     out = book(bid_px=bid_px, bid_qty=bid_q, ask_px=ask_px, ask_qty=ask_q, mid=100.0)
-    assert 99.5 in prices(out.support)
-    assert 100.5 in prices(out.resistance)
+    assert 99.5 in prices(zs(out.support))
+    assert 100.5 in prices(zs(out.resistance))
 
 
 def test_a_bucket_holding_the_mid_is_split_at_the_mid():
     bid_px, bid_q = side(60, 100, 1.0, {100: 30.0})  # the best bid's bucket holds the mid too
     ask_px, ask_q = side(100, 139, 1.0, {100: 30.0})
     out = book(bid_px=bid_px, bid_qty=bid_q, ask_px=ask_px, ask_qty=ask_q, mid=100.5)
-    (top,) = [z for z in out.support if z.high > 100]
+    (top,) = [z for z in zs(out.support) if z.high > 100]
     assert top.high == 100.5
     assert top.price == 100.25
-    (bottom,) = [z for z in out.resistance if z.low < 101]
+    (bottom,) = [z for z in zs(out.resistance) if z.low < 101]
     assert bottom.low == 100.5
     assert bottom.price == 100.75
 
@@ -122,7 +128,6 @@ def test_vacuums_are_reported_only_inside_the_known_range():
     bid_q[(bid_px >= 70) & (bid_px < 75)] = 0.0  # a thin band inside
     out = book(bid_px=bid_px, bid_qty=bid_q, known_low=60.0, known_high=140.0)
     assert out.vacuums == [(70.0, 75.0)]
-    assert out.liquidity_vacuum_zones == out.vacuums
     # a snapshot that covers less: nothing outside its range is called empty
     narrow = book(bid_px=bid_px, bid_qty=bid_q, known_low=72.0, known_high=90.0)
     assert narrow.vacuums == [(72.0, 75.0)]
@@ -134,26 +139,26 @@ def test_max_zones_caps_each_side():
     walls = {p: 10.0 + p % 7 for p in range(62, 99, 8)}
     bid_px, bid_q = side(60, 99, 1.0, walls)
     out = book(bid_px=bid_px, bid_qty=bid_q, params=PeakParams(max_zones=3))
-    assert len(out.support) == 3
-    strengths = [z.strength for z in out.support]
-    assert strengths == sorted(strengths, reverse=True)
+    assert len(zs(out.support)) == 3
+    ranks = [(z.confidence, z.strength) for z in zs(out.support)]
+    assert ranks == sorted(ranks, reverse=True)
 
 
 def test_every_method_can_drive_the_zones():
     for method in ("normal", "ratio", "robust", "combined"):
         out = book(params=PeakParams(method=method))
-        assert 95.5 in prices(out.support), method
-        assert 106.5 in prices(out.resistance), method
+        assert 95.5 in prices(zs(out.support)), method
+        assert 106.5 in prices(zs(out.resistance)), method
 
 
 def test_empty_book_gives_empty_lists_and_levels_at_the_mid():
     e = np.empty(0)
     out = analyse(e, e, e, e, 1.0, 100.0, 0.0, 0.0)
     assert (out.poc, out.value_area_low, out.value_area_high) == (100.0, 100.0, 100.0)
-    assert out.support == out.resistance == out.resonance == []
-    assert out.vacuums == out.high_volume_nodes == out.low_volume_nodes == out.poc_levels == []
+    assert zs(out.support) == zs(out.resistance) == zs(out.resonance) == []
+    assert out.vacuums == out.high_volume_nodes == out.low_volume_nodes == []
     out = analyse(e, e, e, e, 1.0, 100.0, 0.0, 0.0, trade_px=e, trade_vol=e)
-    assert out.support == []
+    assert zs(out.support) == []
     assert out.poc == 100.0
 
 
@@ -169,18 +174,18 @@ def test_degenerate_books_do_not_raise():
     for bp, bq, ap, aq in cases:
         for mid in (100.0, -5.0, 1e6, float("nan")):
             out = analyse(bp, bq, ap, aq, 1.0, mid, 60.0, 140.0)
-            assert all(z.high <= mid for z in out.support)
-            assert all(z.low >= mid for z in out.resistance)
-    assert analyse(*one, *one, 0.0, 100.0, 0.0, 1.0).support == []  # no bucket size
+            assert all(z.high <= mid for z in zs(out.support))
+            assert all(z.low >= mid for z in zs(out.resistance))
+    assert zs(analyse(*one, *one, 0.0, 100.0, 0.0, 1.0).support) == []  # no bucket size
 
 
 def test_mid_outside_the_data_leaves_the_other_side_empty():
     out = book(mid=1000.0)
-    assert out.resistance == []  # every ask is below a mid of 1000: no resistance
-    assert prices(out.support) == [80.5, 95.5]  # support still comes from the bids only
+    assert zs(out.resistance) == []  # every ask is below a mid of 1000: no resistance
+    assert prices(zs(out.support)) == [80.5, 95.5]  # support still comes from the bids only
     out = book(mid=10.0)
-    assert out.support == []
-    assert prices(out.resistance) == [106.5, 120.5]
+    assert zs(out.support) == []
+    assert prices(zs(out.resistance)) == [106.5, 120.5]
 
 
 def test_a_profile_far_from_the_mid_in_weight_lengths_still_has_zones():
@@ -188,8 +193,8 @@ def test_a_profile_far_from_the_mid_in_weight_lengths_still_has_zones():
     # exp(-distance / length) underflows; the weights are relative to the nearest bucket instead
     none = np.empty(0)
     out = analyse(none, none, none, none, 0.01, 0.12109375, 0.0, 0.01, np.array([0.55]), np.array([1.0]),
-                  PeakParams(method="normal", min_volume=0.0))
-    assert prices(out.resistance) == [0.555]
+                  PeakParams(method="normal", min_relative_volume=0.0))
+    assert prices(zs(out.resistance)) == [0.555]
 
 
 def test_the_grid_cap_keeps_the_buckets_nearest_the_mid():
@@ -197,8 +202,8 @@ def test_the_grid_cap_keeps_the_buckets_nearest_the_mid():
     bid_px = np.concatenate(([1.0], bid_px))  # a stray level far away
     bid_q = np.concatenate(([500.0], bid_q))
     out = book(bid_px=bid_px, bid_qty=bid_q, params=PeakParams(max_buckets=50))
-    assert 95.5 in prices(out.support)
-    assert 1.5 not in prices(out.support)
+    assert 95.5 in prices(zs(out.support))
+    assert 1.5 not in prices(zs(out.support))
 
 
 # --- properties -------------------------------------------------------------------------------------
@@ -225,36 +230,36 @@ def sparse_side(draw: st.DrawFn, lo: int, hi: int) -> tuple[np.ndarray, np.ndarr
     st.floats(-10, 210),
     st.sampled_from([0.5, 1.0, 2.0]),
     st.sampled_from(["combined", "normal", "ratio", "robust"]),
-    st.booleans(),
+    st.sampled_from([0.0, 0.01, 0.05]),  # value-area step: one row, a few, many
 )
-def test_zones_are_on_their_side_and_inside_the_data(bids, asks, trades, mid, size, method, two_rows):
+def test_zones_are_on_their_side_and_inside_the_data(bids, asks, trades, mid, size, method, step):
     (bp, bq), (ap, aq), (tp, tq) = bids, asks, trades
     bp, ap, tp = bp * size, ap * size, tp * size
     known_low = min([*bp.tolist(), *ap.tolist()], default=0.0)
     known_high = max([*bp.tolist(), *ap.tolist()], default=0.0) + size
-    params = replace(PeakParams(method=method, min_volume=0.0), two_rows=two_rows)
+    params = replace(PeakParams(method=method, min_relative_volume=0.0), value_area_step=step)
     out = analyse(bp, bq, ap, aq, size, mid, known_low, known_high, tp, tq, params)
 
     data = np.concatenate((bp, ap, tp))
     lo_all = data.min() if data.size else mid
     hi_all = data.max() + size if data.size else mid
-    for z in out.support:
+    for z in zs(out.support):
         assert z.low <= z.price < mid
         assert z.low < z.high <= mid
         assert lo_all <= z.low
         assert z.high <= hi_all
-    for z in out.resistance:
+    for z in zs(out.resistance):
         assert mid < z.price <= z.high
         assert mid <= z.low < z.high
         assert lo_all <= z.low
         assert z.high <= hi_all
-    for z in [*out.support, *out.resistance, *out.resonance]:
+    for z in [*zs(out.support), *zs(out.resistance), *zs(out.resonance)]:
         assert 0 <= z.confidence <= 1
         assert 0 <= z.strength <= 1 + 1e-9
         assert z.volume >= 0
-    assert len(out.support) <= params.max_zones
-    assert len(out.resistance) <= params.max_zones
-    for zones in (out.support, out.resistance, out.resonance):  # one level, one zone
+    assert len(zs(out.support)) <= params.max_zones
+    assert len(zs(out.resistance)) <= params.max_zones
+    for zones in (zs(out.support), zs(out.resistance), zs(out.resonance)):  # one level, one zone
         for i, z in enumerate(zones):
             assert all(z.high <= y.low or y.high <= z.low for y in zones[:i])
     for a, b in out.vacuums:
@@ -263,13 +268,12 @@ def test_zones_are_on_their_side_and_inside_the_data(bids, asks, trades, mid, si
         assert out.value_area_low <= out.poc < out.value_area_high
         assert lo_all <= out.value_area_low
         assert out.value_area_high <= hi_all
-        assert out.poc_levels[0] == out.poc
-    assert out.support_levels == [z.price for z in out.support]
-    assert out.resonance_zones == [(z.low, z.high) for z in out.resonance]
 
 
 def same(a: object, b: object) -> bool:
     """Equal structure, floats equal up to the rounding of differently ordered sums."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return same(np.asarray(a).tolist(), np.asarray(b).tolist())
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     return bool(np.isclose(a, b, rtol=1e-9, atol=1e-12))  # type: ignore[arg-type]
@@ -283,7 +287,7 @@ def same(a: object, b: object) -> bool:
     st.one_of(st.floats(-10, 210), st.just(float("nan"))),
     st.sampled_from([0.5, 1.0, 2.0, 0.01]),
     st.sampled_from(["combined", "normal", "ratio", "robust"]),
-    st.booleans(),
+    st.sampled_from([0.0, 0.01, 0.05]),  # value-area step: one row, a few, many
     st.sampled_from([20_000, 30]),
 )
 # the weighted mean of the bids sits far from their first bucket: a one-pass variance cancelled
@@ -292,21 +296,21 @@ def same(a: object, b: object) -> bool:
     (np.array([0.0, 1.0, 2.0, 3.0, 96.0]), np.array([1.53125, 0.0, 0.0, 0.0, 1.0])),
     (np.empty(0), np.empty(0)),
     (np.array([50.0, 51.0, 94.0]), np.array([0.0, 1.0, 1.0])),
-    41.02169223669082, 0.5, "combined", False, 20_000,
+    41.02169223669082, 0.5, "combined", 0.0, 20_000,
 )
 # the only volume lies ~720 weight lengths beyond the nearest bucket: its weight is set to 0
 @example(
     (np.empty(0), np.empty(0)),
     (np.empty(0), np.empty(0)),
     (np.array([50.0, 51.0, 52.0, 94.0]), np.array([0.0, 0.0, 0.0, 1.0])),
-    25.0, 2.0, "combined", False, 20_000,
+    25.0, 2.0, "combined", 0.0, 20_000,
 )
 def test_the_kernels_agree_with_the_object_by_object_reference(
-    bids, asks, trades, mid, size, method, two_rows, max_buckets
+    bids, asks, trades, mid, size, method, step, max_buckets
 ):
     (bp, bq), (ap, aq), (tp, tq) = bids, asks, trades
     bp, ap, tp = bp * size, ap * size, tp * size
-    params = PeakParams(method=method, min_volume=0.0, two_rows=two_rows, max_buckets=max_buckets)
+    params = PeakParams(method=method, min_relative_volume=0.0, value_area_step=step, max_buckets=max_buckets)
     args = (bp, bq, ap, aq, size, mid, bp.min(initial=0.0), ap.max(initial=0.0) + size, tp, tq, params)
     got, want = analyse(*args), reference.analyse(*args)
     for name in Analysis.__dataclass_fields__:

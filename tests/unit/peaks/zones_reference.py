@@ -15,16 +15,12 @@ from functools import partial
 
 import numpy as np
 
-from depthflow.peaks.detection import (
-    Peak,
-    PeakParams,
-    detect,
-    point_of_control,
-    vacuums,
-    value_area,
-    volume_nodes,
-)
-from depthflow.peaks.zones import Analysis, ZoneOut
+from depthflow.common.messages import Zone
+from depthflow.peaks.detectors import Peak, detect
+from depthflow.peaks.levels import point_of_control, value_area, volume_nodes
+from depthflow.peaks.params import PeakParams
+from depthflow.peaks.vacuums import vacuums
+from depthflow.peaks.zones import ZONE_FIELDS, Analysis
 
 
 @dataclass(frozen=True)
@@ -43,7 +39,7 @@ class _Found:
     """A detected peak as prices, before it is sorted into support or resistance."""
 
     peak_px: float  # lower edge of the peak bucket
-    zone: ZoneOut
+    zone: Zone
 
 
 def _clean(px: np.ndarray | None, vol: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -104,12 +100,26 @@ def _zones(grid: _Grid, size: float, peaks: list[Peak]) -> list[_Found]:
         lo, hi = max(p.low_index, grid.real_lo), min(p.high_index, grid.real_hi)
         volume = float(grid.vol[lo : hi + 1].sum())
         low, high = float(grid.px[lo]), float(grid.px[hi] + size)
-        zone = ZoneOut(low, high, float(grid.px[p.index] + size / 2), volume, volume / total, p.confidence)
+        zone = _zone(low, high, float(grid.px[p.index] + size / 2), volume, volume / total, p.confidence)
         out.append(_Found(float(grid.px[p.index]), zone))
     return out
 
 
-def _below(found: _Found, mid: float) -> ZoneOut | None:
+def _zone(*values: float) -> Zone:
+    return Zone(**dict(zip(ZONE_FIELDS, values, strict=True)))
+
+
+def _array(zones: list[Zone]) -> np.ndarray:
+    """Zones as the core returns them: rows of ``ZONE_FIELDS``."""
+    return np.array([[getattr(z, f) for f in ZONE_FIELDS] for z in zones]).reshape(-1, len(ZONE_FIELDS))
+
+
+def _buckets(fraction: float, price: float, size: float) -> int:
+    """A price width as whole buckets, at least one."""
+    return max(1, math.ceil(round(fraction * price / size, 9)))
+
+
+def _below(found: _Found, mid: float) -> Zone | None:
     """The zone as support (strictly below the mid), clipped at the mid; None if it is not below."""
     z = found.zone
     if not found.peak_px < mid:
@@ -118,10 +128,10 @@ def _below(found: _Found, mid: float) -> ZoneOut | None:
     price = z.price if z.price < mid else (found.peak_px + mid) / 2
     if not (z.low <= price < mid and z.low < high):
         return None
-    return ZoneOut(z.low, high, price, z.volume, z.strength, z.confidence)
+    return _zone(z.low, high, price, z.volume, z.strength, z.confidence)
 
 
-def _above(found: _Found, mid: float, size: float) -> ZoneOut | None:
+def _above(found: _Found, mid: float, size: float) -> Zone | None:
     """The zone as resistance (strictly above the mid), clipped at the mid."""
     z = found.zone
     top = found.peak_px + size
@@ -131,18 +141,18 @@ def _above(found: _Found, mid: float, size: float) -> ZoneOut | None:
     price = z.price if z.price > mid else (mid + top) / 2
     if not (mid < price <= z.high and low < z.high):
         return None
-    return ZoneOut(low, z.high, price, z.volume, z.strength, z.confidence)
+    return _zone(low, z.high, price, z.volume, z.strength, z.confidence)
 
 
-def _overlaps(a: ZoneOut, b: ZoneOut) -> bool:
+def _overlaps(a: Zone, b: Zone) -> bool:
     return a.low < b.high and b.low < a.high
 
 
-def _rank(zones: list[ZoneOut], limit: int) -> list[ZoneOut]:
-    """Strongest first (ties by price, for a stable order), at most ``limit``, none overlapping a
-    stronger one."""
-    kept: list[ZoneOut] = []
-    for z in sorted(zones, key=lambda z: (-z.strength, z.price)):
+def _rank(zones: list[Zone], limit: int) -> list[Zone]:
+    """Most confident first, then the largest volume share, then the lowest price; at most
+    ``limit``, none overlapping a better one."""
+    kept: list[Zone] = []
+    for z in sorted(zones, key=lambda z: (-z.confidence, -z.strength, z.price)):
         if len(kept) >= limit:
             break
         if not any(_overlaps(z, k) for k in kept):
@@ -150,17 +160,17 @@ def _rank(zones: list[ZoneOut], limit: int) -> list[ZoneOut]:
     return kept
 
 
-Sided = list[tuple[float, ZoneOut]]  # (lower edge of the peak bucket, zone on its side of the mid)
+Sided = list[tuple[float, Zone]]  # (lower edge of the peak bucket, zone on its side of the mid)
 
 
-def _side(book: Sided, trade: Sided, reach: float, limit: int) -> list[ZoneOut]:
+def _side(book: Sided, trade: Sided, reach: float, limit: int) -> list[Zone]:
     """Book zones, plus trade zones that neither overlap a book zone nor resonate with one
     (peaks within ``reach``): those are one level seen twice, reported once and as a resonance."""
     extra = [tz for tp, tz in trade if not any(_overlaps(tz, bz) or abs(tp - bp) <= reach for bp, bz in book)]
     return _rank([bz for _, bz in book] + extra, limit)
 
 
-def _resonance(book: list[_Found], trade: list[_Found], reach: float, limit: int) -> list[ZoneOut]:
+def _resonance(book: list[_Found], trade: list[_Found], reach: float, limit: int) -> list[Zone]:
     """Book peaks with a trade peak within ``reach`` (price units); each book peak takes the nearest.
 
     The zone spans both; its volume adds resting and traded base quantity; its strength is the
@@ -177,7 +187,7 @@ def _resonance(book: list[_Found], trade: list[_Found], reach: float, limit: int
             continue
         bz, tz = b.zone, trade[j].zone
         out.append(
-            ZoneOut(
+            _zone(
                 min(bz.low, tz.low),
                 max(bz.high, tz.high),
                 (bz.price + tz.price) / 2,
@@ -189,10 +199,12 @@ def _resonance(book: list[_Found], trade: list[_Found], reach: float, limit: int
     return _rank(out, limit)
 
 
-def _levels(grid: _Grid, size: float, p: PeakParams) -> tuple[float, float, float, list[float], list[float]]:
+def _levels(
+    grid: _Grid, size: float, p: PeakParams, price: float
+) -> tuple[float, float, float, list[float], list[float]]:
     """POC, VAL, VAH, HVN and LVN prices of one (unpadded) dense profile."""
     poc = point_of_control(grid.px, grid.vol)
-    lo, hi = value_area(grid.vol, poc, p.value_area_fraction, p.two_rows)
+    lo, hi = value_area(grid.vol, poc, p.value_area_fraction, _buckets(p.value_area_step, price, size))
     hvn, lvn = volume_nodes(grid.vol, p.smooth, p.node_prominence_z, p.node_window)
     return (
         float(grid.px[poc]),
@@ -226,6 +238,8 @@ def analyse(
     fallback = mid if math.isfinite(mid) else 0.0
     if not (math.isfinite(size) and size > 0):
         return Analysis(fallback, fallback, fallback)
+    price = mid if math.isfinite(mid) and mid > 0 else 0.5 * (float(known_low) + float(known_high))
+    price = price if math.isfinite(price) and price > 0 else size
 
     anchor = mid if math.isfinite(mid) else np.nan
     cap = p.max_buckets
@@ -241,14 +255,14 @@ def analyse(
     bid_found, ask_found, trade_found = found(bids), found(asks), found(trades)
     book_px, book_q = np.concatenate((bpx, apx)), np.concatenate((bq, aq))
 
-    def sided(found: list[_Found], to_side: Callable[[_Found, float], ZoneOut | None]) -> Sided:
+    def sided(found: list[_Found], to_side: Callable[[_Found, float], Zone | None]) -> Sided:
         if not math.isfinite(mid):
             return []
         return [(f.peak_px, z) for f in found if (z := to_side(f, mid)) is not None]
 
     below = _below
     above = partial(_above, size=size)
-    reach = p.resonance_tolerance * size
+    reach = _buckets(p.resonance_tolerance, price, size) * size
     support = _side(sided(bid_found, below), sided(trade_found, below), reach, p.max_zones)
     resistance = _side(sided(ask_found, above), sided(trade_found, above), reach, p.max_zones)
     resonance = _resonance(bid_found + ask_found, trade_found, reach, p.max_zones)
@@ -264,30 +278,21 @@ def analyse(
             primary.real_hi - primary.real_lo,
             primary.total,
         )
-        poc, val, vah, hvn, lvn = _levels(core, size, p)
-        poc_levels = [poc]
-        if primary is trades and book is not None:
-            book_poc = float(book.px[point_of_control(book.px, book.vol)])
-            if book_poc != poc:
-                poc_levels.append(book_poc)
+        poc, val, vah, hvn, lvn = _levels(core, size, p, price)
     else:
         poc = val = vah = fallback
-        hvn, lvn, poc_levels = [], [], []
+        hvn, lvn = [], []
 
-    gaps = vacuums(book_px, book_q, size, known_low, known_high, p.vacuum_alpha, p.vacuum_min_run)
+    min_run = _buckets(p.vacuum_min_width, price, size)
+    gaps = vacuums(book_px, book_q, size, known_low, known_high, p.vacuum_alpha, min_run)
     return Analysis(
         poc=poc,
         value_area_low=val,
         value_area_high=vah,
-        support=support,
-        resistance=resistance,
+        support=_array(support),
+        resistance=_array(resistance),
         high_volume_nodes=hvn,
         low_volume_nodes=lvn,
         vacuums=gaps,
-        resonance=resonance,
-        support_levels=[z.price for z in support],
-        resistance_levels=[z.price for z in resistance],
-        poc_levels=poc_levels,
-        liquidity_vacuum_zones=list(gaps),
-        resonance_zones=[(z.low, z.high) for z in resonance],
+        resonance=_array(resonance),
     )

@@ -1,6 +1,6 @@
 """Peaks configuration (``DEPTHFLOW_PEAKS_*``).
 
-Detection thresholds live in one place, ``detection.PeakParams``; the config's ``detection``
+Detection thresholds live in one place, ``params.PeakParams``; the config's ``detection``
 section is derived from it field for field (``DEPTHFLOW_PEAKS_DETECTION__Z_MIN=2``), so a new
 threshold is configurable the moment it exists, and a bad value still names its field.
 """
@@ -12,8 +12,8 @@ import typing
 
 import msgspec
 
-from depthflow.common.config import PositiveFloat, PositiveInt, RuntimeConfig
-from depthflow.peaks.detection import METHODS, PeakParams
+from depthflow.common.config import PositiveFloat, RuntimeConfig
+from depthflow.peaks.params import METHODS, PeakParams
 
 
 def _check_detection(self: msgspec.Struct) -> None:
@@ -43,8 +43,7 @@ class PeaksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     runtime: RuntimeConfig = RuntimeConfig()
     detection: DetectionConfig = msgspec.field(default_factory=DetectionConfig)  # type: ignore[valid-type]
-    near_fraction: PositiveFloat = 0.0002  # "near the mid": within 0.02 % of it (the touch),
-    near_buckets: PositiveInt = 5  # ... but never fewer buckets than this (coarse buckets)
+    near_fraction: PositiveFloat = 0.0002  # "near the mid" for depth: within 0.02 % of it (the touch)
     checkpoint_interval_s: PositiveFloat = 5.0
 
     def params(self) -> PeakParams:

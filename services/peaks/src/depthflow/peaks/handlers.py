@@ -9,6 +9,8 @@ the analysis of later books.
 
 from __future__ import annotations
 
+import numpy as np
+
 from depthflow.common.checkpoint import IncompatibleState
 from depthflow.common.codec import Decoder, InvalidMessage, encode, invalid_values
 from depthflow.common.messages import (
@@ -23,12 +25,12 @@ from depthflow.common.messages import (
 from depthflow.common.runtime import Delivery, Output
 from depthflow.common.subjects import Subjects
 from depthflow.peaks.config import PeaksConfig
-from depthflow.peaks.zones import ZoneOut, analyse
+from depthflow.peaks.zones import ZONE_FIELDS, analyse
 
 
-def _zone(z: ZoneOut) -> Zone:
-    return Zone(low=z.low, high=z.high, price=z.price, volume=z.volume, strength=z.strength,
-                confidence=z.confidence)
+def _wire_zones(rows: np.ndarray) -> list[Zone]:
+    """Zone rows of the core (columns ``ZONE_FIELDS``) as the wire's zones."""
+    return [Zone(**dict(zip(ZONE_FIELDS, r, strict=True))) for r in rows.tolist()]
 
 
 def _bands(bands: list[tuple[float, float]]) -> list[PriceBand]:
@@ -74,7 +76,7 @@ class PeaksHandlers:
         bid_px, bid_qty = f64(msg.bid_px), f64(msg.bid_qty)
         ask_px, ask_qty = f64(msg.ask_px), f64(msg.ask_qty)
         mid = (msg.best_bid + msg.best_ask) / 2 if bid_px.size and ask_px.size else 0.0
-        near = max(cfg.near_fraction * mid, cfg.near_buckets * msg.bucket_size)
+        near = cfg.near_fraction * mid
         profile = self.profiles.get(msg.symbol)
         trade_px = trade_vol = None
         buy_total = sell_total = 0.0
@@ -94,8 +96,8 @@ class PeaksHandlers:
             poc=a.poc,
             value_area_low=a.value_area_low,
             value_area_high=a.value_area_high,
-            support=[_zone(z) for z in a.support],
-            resistance=[_zone(z) for z in a.resistance],
+            support=_wire_zones(a.support),
+            resistance=_wire_zones(a.resistance),
             bid_depth_near=float(bid_qty[bid_px >= mid - near].sum()),
             ask_depth_near=float(ask_qty[ask_px <= mid + near].sum()),
             trade_buy_volume=buy_total,
@@ -103,7 +105,7 @@ class PeaksHandlers:
             high_volume_nodes=a.high_volume_nodes,
             low_volume_nodes=a.low_volume_nodes,
             vacuums=_bands(a.vacuums),
-            resonance=[_zone(z) for z in a.resonance],
+            resonance=_wire_zones(a.resonance),
             bucket_size=msg.bucket_size,
             tick_size=msg.tick_size,
         )

@@ -2,7 +2,26 @@
 
 :func:`analyse` turns the aggregator's arrays into an :class:`Analysis`: point of control and
 value area, high and low volume nodes, support and resistance zones, liquidity vacuums, and
-resonance zones where book and trade peaks coincide, plus the reference design's flat lists.
+resonance zones where book and trade peaks coincide. It is the shell over the detectors
+(:mod:`depthflow.peaks.detectors`), the levels (:mod:`depthflow.peaks.levels`) and the vacuums
+(:mod:`depthflow.peaks.vacuums`), and owns the gridding, the zones and their ranking.
+
+Zones are rows of a float array, columns :data:`ZONE_FIELDS` (those of
+``depthflow.common.messages.Zone``, in order); the handler makes the few reported ones into
+``Zone`` messages. Why not ``Zone`` here: the core stays free of the wire types (the
+architecture's rule: handlers translate, cores compute), and a ``Zone`` validates itself when
+built, which the handler pays once per published zone anyway; building a second record type here
+(the old ``ZoneOut``) cost an object per zone for nothing.
+
+Ranking: a side's book zones and trade zones compete for its ``max_zones`` places by confidence,
+a comparable 0-1 figure from every detector; the volume share (``strength``) breaks ties, then
+the lower price. Why confidence first: a share of the book and a share of the traded volume are
+shares of different totals, so they do not compare; the detectors' confidences do.
+
+Relative thresholds: price widths (the value area's step, the vacuums' minimum width, the
+resonance tolerance) are fractions of the mid, turned into whole buckets here (at least one);
+volumes compare only with their own profile. So multiplying every price and the bucket size by
+a constant multiplies every output price by it and changes nothing else.
 
 Why dense grids: the aggregator sends only non-empty buckets, but "the next row" of a value area
 and "a neighbour" of a peak mean the next *price*, so each profile is laid on a regular grid of
@@ -35,53 +54,42 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
-from depthflow.peaks.detection import (
-    PeakParams,
-    detect_arrays,
-    point_of_control,
-    profile_levels,
-    vacuum_bands,
-)
+from depthflow.peaks.detectors import detect_arrays
+from depthflow.peaks.jit import kernel
+from depthflow.peaks.levels import profile_levels
+from depthflow.peaks.params import DEFAULT, PeakParams
+from depthflow.peaks.vacuums import vacuum_bands
 
-__all__ = ["Analysis", "PeakParams", "ZoneOut", "analyse"]
+__all__ = ["ZONE_FIELDS", "Analysis", "PeakParams", "analyse"]
 
-_DEFAULT = PeakParams()
+ZONE_FIELDS = ("low", "high", "price", "volume", "strength", "confidence")
+"""The columns of a zone array: ``depthflow.common.messages.Zone``'s fields, in order.
+``strength`` is the zone's share of its profile's volume, ``confidence`` its detector's 0-1."""
 
-
-class ZoneOut(NamedTuple):
-    """A price band where volume concentrates. ``strength``: its share of its profile's volume."""
-
-    low: float
-    high: float
-    price: float
-    volume: float
-    strength: float
-    confidence: float
+_NO_ZONES = np.empty((0, len(ZONE_FIELDS)))
+_NO_ZONES.flags.writeable = False
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """Everything the peaks service publishes about one book; see the module doc for prices."""
+    """Everything the peaks service publishes about one book; see the module doc for prices.
+
+    ``support``, ``resistance`` and ``resonance`` are ``(n, 6)`` arrays of zones, columns
+    :data:`ZONE_FIELDS`, best first."""
 
     poc: float
     value_area_low: float
     value_area_high: float
-    support: list[ZoneOut] = field(default_factory=list)
-    resistance: list[ZoneOut] = field(default_factory=list)
+    support: np.ndarray = field(default_factory=lambda: _NO_ZONES)
+    resistance: np.ndarray = field(default_factory=lambda: _NO_ZONES)
     high_volume_nodes: list[float] = field(default_factory=list)
     low_volume_nodes: list[float] = field(default_factory=list)
     vacuums: list[tuple[float, float]] = field(default_factory=list)
-    resonance: list[ZoneOut] = field(default_factory=list)
-    support_levels: list[float] = field(default_factory=list)
-    resistance_levels: list[float] = field(default_factory=list)
-    poc_levels: list[float] = field(default_factory=list)
-    liquidity_vacuum_zones: list[tuple[float, float]] = field(default_factory=list)
-    resonance_zones: list[tuple[float, float]] = field(default_factory=list)
+    resonance: np.ndarray = field(default_factory=lambda: _NO_ZONES)
 
 
-# a zone row: the fields of ZoneOut in order, then the lower edge of its peak bucket
+# a zone row: the columns of ZONE_FIELDS, then the lower edge of its peak bucket
 _LOW, _HIGH, _PRICE, _VOLUME, _STRENGTH, _CONF, _PEAK = range(7)
 _COLUMNS = 7
 _MAX_KEY = 2.0**61  # bucket keys beyond this are dropped: a range of them must fit in int64
@@ -102,7 +110,7 @@ class _Grid(NamedTuple):
 # --- kernels --------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def _keyed(px, vol, size, keys, vals, m, total, k0, k1):  # type: ignore[no-untyped-def]
     """Append the levels' bucket keys and clean volumes at ``m``; the running count, total and
     key range. Non-finite prices and keys beyond ``_MAX_KEY`` are dropped; bad volumes count 0."""
@@ -125,7 +133,7 @@ def _keyed(px, vol, size, keys, vals, m, total, k0, k1):  # type: ignore[no-unty
     return m, total, k0, k1
 
 
-@njit(cache=True)
+@kernel
 def _grid(px, vol, px2, vol2, size, anchor, cap, pad_low, pad_high, mid, weight_scale):  # type: ignore[no-untyped-def]
     """Lay a sparse profile (the levels of ``px, vol`` and of ``px2, vol2``, e.g. bids and asks)
     on a dense grid (``cap`` buckets nearest ``anchor``), with zero pads, and the detectors'
@@ -167,7 +175,7 @@ def _grid(px, vol, px2, vol2, size, anchor, cap, pad_low, pad_high, mid, weight_
     return first, dense, weights, lo_pad, dense.size - 1 - hi_pad, total, whole
 
 
-@njit(cache=True)
+@kernel
 def _decay(first, n, size, mid, length):  # type: ignore[no-untyped-def]
     """``exp(-(|centre_i - mid| - d) / length)`` for the ``n`` bucket centres from bucket
     ``first``, ``d`` the distance of the centre nearest the mid.
@@ -209,7 +217,7 @@ def _decay(first, n, size, mid, length):  # type: ignore[no-untyped-def]
     return w
 
 
-@njit(cache=True)
+@kernel
 def _zone_rows(first, size, v, real_lo, real_hi, total, idx, lo, hi, conf):  # type: ignore[no-untyped-def]
     """Peaks (index arrays on the grid) as zone rows; pad rows are never a peak nor in a zone."""
     rows = np.empty((idx.size, _COLUMNS), dtype=np.float64)
@@ -236,7 +244,7 @@ def _zone_rows(first, size, v, real_lo, real_hi, total, idx, lo, hi, conf):  # t
     return rows[:m]
 
 
-@njit(cache=True)
+@kernel
 def _below(rows, mid):  # type: ignore[no-untyped-def]
     """The zones as support (strictly below the mid), clipped at the mid; others are dropped."""
     out = np.empty_like(rows)
@@ -257,7 +265,7 @@ def _below(rows, mid):  # type: ignore[no-untyped-def]
     return out[:m]
 
 
-@njit(cache=True)
+@kernel
 def _above(rows, mid, size):  # type: ignore[no-untyped-def]
     """The zones as resistance (strictly above the mid), clipped at the mid."""
     out = np.empty_like(rows)
@@ -278,10 +286,23 @@ def _above(rows, mid, size):  # type: ignore[no-untyped-def]
     return out[:m]
 
 
-@njit(cache=True)
+@kernel
+def _before(rows, x, y):  # type: ignore[no-untyped-def]
+    """Whether row ``x`` ranks before row ``y``: higher confidence, then higher volume share,
+    then lower price."""
+    cx, cy = rows[x, _CONF], rows[y, _CONF]
+    if cx != cy:
+        return cx > cy
+    sx, sy = rows[x, _STRENGTH], rows[y, _STRENGTH]
+    if sx != sy:
+        return sx > sy
+    return rows[x, _PRICE] < rows[y, _PRICE]
+
+
+@kernel
 def _rank(rows, limit):  # type: ignore[no-untyped-def]
-    """Strongest first (ties: lower price first, then input order), at most ``limit`` rows, each
-    overlapping no stronger one.
+    """Best first (:func:`_before`; then input order), at most ``limit`` rows, each overlapping
+    no better one.
 
     Why drop overlapping ones: the detectors find a small peak on the flank of a wall as a peak of
     its own, with a zone inside the wall's; listed apart, one level would take several of the
@@ -290,11 +311,10 @@ def _rank(rows, limit):  # type: ignore[no-untyped-def]
     order = np.arange(n)
     for i in range(1, n):
         x = order[i]
-        s, p = rows[x, _STRENGTH], rows[x, _PRICE]
         j = i
         while j > 0:
             y = order[j - 1]
-            if not (s > rows[y, _STRENGTH] or (s == rows[y, _STRENGTH] and p < rows[y, _PRICE])):
+            if not _before(rows, x, y):
                 break
             order[j] = y
             j -= 1
@@ -316,10 +336,11 @@ def _rank(rows, limit):  # type: ignore[no-untyped-def]
     return out[:k]
 
 
-@njit(cache=True)
+@kernel
 def _side(book, trade, reach, limit):  # type: ignore[no-untyped-def]
     """Book zones, plus trade zones that neither overlap a book zone nor resonate with one
-    (peaks within ``reach``): those are one level seen twice, reported once and as a resonance."""
+    (peaks within ``reach``): those are one level seen twice, reported once and as a resonance.
+    The rest compete for the ``limit`` places by confidence (:func:`_rank`)."""
     rows = np.empty((book.shape[0] + trade.shape[0], _COLUMNS), dtype=np.float64)
     m = book.shape[0]
     rows[:m] = book
@@ -336,7 +357,7 @@ def _side(book, trade, reach, limit):  # type: ignore[no-untyped-def]
     return _rank(rows[:m], limit)
 
 
-@njit(cache=True)
+@kernel
 def _resonance(book, trade, reach, limit):  # type: ignore[no-untyped-def]
     """Book peaks with a trade peak within ``reach`` (price units); each book peak takes the
     nearest (the first of equally near ones).
@@ -368,7 +389,7 @@ def _resonance(book, trade, reach, limit):  # type: ignore[no-untyped-def]
     return _rank(out[:m], limit)
 
 
-@njit(cache=True)
+@kernel
 def _zones(bids, asks, trades, mid, size, reach, limit):  # type: ignore[no-untyped-def]
     """(support, resistance, resonance) rows from each profile's zone rows."""
     none = np.empty((0, _COLUMNS), dtype=np.float64)
@@ -430,17 +451,34 @@ def _zone_rows_of(grid: _Grid, size: float, p: PeakParams) -> np.ndarray:
     return _zone_rows(grid.first, size, grid.vol, grid.real_lo, grid.real_hi, grid.total, idx, lo, hi, conf)
 
 
-def _as_zones(rows: np.ndarray) -> list[ZoneOut]:
-    new = tuple.__new__
-    return [new(ZoneOut, r[:_PEAK]) for r in rows.tolist()]
+def _as_zones(rows: np.ndarray) -> np.ndarray:
+    """Zone rows without the internal peak column: the :data:`ZONE_FIELDS` columns."""
+    return np.ascontiguousarray(rows[:, :_PEAK])
 
 
-def _levels(grid: _Grid, size: float, p: PeakParams) -> tuple[list[float], list[float], list[float]]:
-    """([POC, VAL, VAH], HVN, LVN) prices of a grid's real (unpadded) rows."""
+_MAX_ROWS = 2**31  # a price width of more buckets than this is as good as infinite
+
+
+def _buckets(fraction: float, price: float, size: float) -> int:
+    """Whole buckets covering ``fraction`` of ``price``, at least one: a price width on the grid.
+
+    Why rounded to 9 places before the ceiling: ``fraction * price / size`` of a price and size
+    scaled by ``10^k`` differs in the last bits, and an exact whole number must not become the
+    next one (the scaled book would then have other vacuums)."""
+    n = round(fraction * price / size, 9)
+    return int(min(max(math.ceil(n), 1), _MAX_ROWS)) if math.isfinite(n) else _MAX_ROWS
+
+
+def _levels(
+    grid: _Grid, size: float, p: PeakParams, price: float
+) -> tuple[list[float], list[float], list[float]]:
+    """([POC, VAL, VAH], HVN, LVN) prices of a grid's real (unpadded) rows; the value area grows
+    by ``p.value_area_step`` of ``price`` at a time."""
     lo, hi = grid.real_lo, grid.real_hi
     px = (grid.first + np.arange(lo, hi + 1)) * size
     vol = grid.vol[lo : hi + 1]
-    poc, val, vah, hvn, lvn = profile_levels(px, vol, p.kernel)
+    rows = _buckets(p.value_area_step, price, size)
+    poc, val, vah, hvn, lvn = profile_levels(px, vol, p.kernel, rows)
     return [float(px[poc]), float(px[val]), float(px[vah] + size)], px[hvn].tolist(), px[lvn].tolist()
 
 
@@ -470,17 +508,21 @@ def analyse(
     * POC, value area and volume nodes come from the trade profile when it has volume, else from
       the book (bids and asks on one grid).
     * Support: bid-side peaks below the mid, plus trade-profile peaks below it that overlap no book
-      zone; resistance likewise from the asks. Strongest first, at most ``params.max_zones``, none
-      overlapping a stronger one (likewise the resonance zones).
-    * Vacuums: from the book, inside ``[known_low, known_high]`` only.
-    * Resonance: a book peak and a trade peak within ``params.resonance_tolerance`` buckets.
+      zone; resistance likewise from the asks. Best first (confidence, then volume share), at
+      most ``params.max_zones``, none overlapping a better one (likewise the resonance zones).
+    * Vacuums: from the book, inside ``[known_low, known_high]`` only, at least
+      ``params.vacuum_min_width`` of the mid wide.
+    * Resonance: a book peak and a trade peak within ``params.resonance_tolerance`` of the mid.
 
-    Empty sides, one bucket, flat volumes, zeros, NaNs or a mid outside the data give empty lists
+    Price widths are fractions of the mid (of the known range's middle when the mid is not a
+    positive number), at least one bucket.
+
+    Empty sides, one bucket, flat volumes, zeros, NaNs or a mid outside the data give no zones
     (and POC/value area at the mid when there is no volume at all). Fails closed on the rest:
     a result that would not be finite (volumes summing past the float range) raises
     ``ValueError`` naming it, never goes out; so do mismatched price/volume lengths.
     """
-    p = params or _DEFAULT
+    p = params or DEFAULT
     size, mid = float(bucket_size), float(mid)
     bpx, bq = _pair(bid_px, bid_qty)
     apx, aq = _pair(ask_px, ask_qty)
@@ -488,56 +530,46 @@ def analyse(
     fallback = mid if math.isfinite(mid) else 0.0
     if not (math.isfinite(size) and size > 0):
         return Analysis(fallback, fallback, fallback)
+    price = mid if math.isfinite(mid) and mid > 0 else 0.5 * (float(known_low) + float(known_high))
+    price = price if math.isfinite(price) and price > 0 else size
 
     bids = _profile_grid((bpx, bq), size, mid, p, (False, True), weighted=True)
     asks = _profile_grid((apx, aq), size, mid, p, (True, False), weighted=True)
     trades = _profile_grid((tpx, tq), size, mid, p, (True, True), weighted=True)
+    reach = _buckets(p.resonance_tolerance, price, size) * size
     support, resistance, resonance = _zones(
         _zone_rows_of(bids, size, p), _zone_rows_of(asks, size, p), _zone_rows_of(trades, size, p),
-        mid, size, p.resonance_tolerance * size, p.max_zones,
+        mid, size, reach, p.max_zones,
     )
 
     book = _profile_grid((bpx, bq, apx, aq), size, mid, p, (False, False), weighted=False)
-    book_px = (book.first + np.arange(book.vol.size)) * size
     primary = trades if trades.vol.size else book
     hvn: list[float] = []
     lvn: list[float] = []
     if primary.vol.size:
-        (poc, val, vah), hvn, lvn = _levels(primary, size, p)
-        poc_levels = [poc]
-        if primary is trades and book.vol.size:
-            book_poc = float(book_px[point_of_control(book_px, book.vol)])
-            if book_poc != poc:
-                poc_levels.append(book_poc)
+        (poc, val, vah), hvn, lvn = _levels(primary, size, p, price)
     else:
         poc = val = vah = fallback
-        poc_levels = []
 
     # the book's grid is its levels bucket by bucket, sorted, zeros where none: what vacuums need,
     # unless the cap left some out (then the levels themselves, which cost a sort)
+    book_px = (book.first + np.arange(book.vol.size)) * size
     gap_px, gap_q = (_readonly(book_px), _readonly(book.vol)) if book.whole else (
         _readonly(np.concatenate((bpx, apx))), _readonly(np.concatenate((bq, aq))))
     gaps = vacuum_bands(gap_px, gap_q, size, float(known_low), float(known_high), float(p.vacuum_alpha),
-                        int(p.vacuum_min_run))
+                        _buckets(p.vacuum_min_width, price, size))
     _require_finite(poc=poc, value_area=(val, vah), support=support, resistance=resistance,
                     resonance=resonance, high_volume_nodes=hvn, low_volume_nodes=lvn, vacuums=gaps)
-    gap_list = [(a, b) for a, b in gaps.tolist()]
-    support_z, resistance_z, resonance_z = _as_zones(support), _as_zones(resistance), _as_zones(resonance)
     return Analysis(
         poc=poc,
         value_area_low=val,
         value_area_high=vah,
-        support=support_z,
-        resistance=resistance_z,
+        support=_as_zones(support),
+        resistance=_as_zones(resistance),
         high_volume_nodes=hvn,
         low_volume_nodes=lvn,
-        vacuums=gap_list,
-        resonance=resonance_z,
-        support_levels=[z.price for z in support_z],
-        resistance_levels=[z.price for z in resistance_z],
-        poc_levels=poc_levels,
-        liquidity_vacuum_zones=list(gap_list),
-        resonance_zones=[(z.low, z.high) for z in resonance_z],
+        vacuums=[(a, b) for a, b in gaps.tolist()],
+        resonance=_as_zones(resonance),
     )
 
 

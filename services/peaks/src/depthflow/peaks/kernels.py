@@ -1,0 +1,315 @@
+"""Numeric kernels shared by the wave-peak detectors and the volume nodes: moments, the
+variance-stabilised smoothed profile, bucket noise and prominence (SciPy's definition).
+
+Pure functions over float64 arrays, numba kernels (:func:`depthflow.peaks.jit.kernel`, which
+keeps their on-disk cache right although other modules compile them into their own kernels).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from depthflow.peaks.jit import FAST, kernel
+
+__all__ = [
+    "as_f64",
+    "noise_scale",
+    "nonzero_mean",
+    "prominence",
+    "prominent_candidates",
+    "prominent_maxima",
+    "root32",
+    "smooth_gaussian",
+    "weighted_moments",
+]
+
+
+def as_f64(vol: np.ndarray) -> np.ndarray:
+    """A contiguous float64 array (a copy only when needed)."""
+    return np.ascontiguousarray(vol, dtype=np.float64)
+
+
+@kernel(fastmath=FAST)
+def nonzero_mean(v: np.ndarray) -> float:
+    """Mean volume of the non-empty buckets (0 when none): a profile's own volume scale.
+
+    Why non-empty ones: a sparse book (a few levels far apart on a fine grid) has mostly empty
+    buckets, whose zeros say how fine the grid is, not how big the volume is.
+    """
+    s = 0.0
+    c = 0.0
+    for i in range(v.size):
+        x = v[i]
+        s += x
+        c += 1.0 if x > 0.0 else 0.0
+    return s / c if c > 0.0 else 0.0
+
+
+@kernel(fastmath=FAST)
+def weighted_moments(v: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of ``v`` under weights ``w`` (uniform when ``w`` is empty).
+
+    Two passes (mean, then squared deviations) rather than sum of squares, which cancels badly
+    when the mean is large against the spread; ``fastmath`` lets each pass vectorise.
+    """
+    n = v.size
+    sw = 0.0
+    swv = 0.0
+    if w.size == n:
+        for i in range(n):
+            sw += w[i]
+            swv += w[i] * v[i]
+    else:
+        sw = float(n)
+        for i in range(n):
+            swv += v[i]
+    if sw <= 0.0:
+        return 0.0, 0.0
+    mu = swv / sw
+    ss = 0.0
+    if w.size == n:
+        for i in range(n):
+            d = v[i] - mu
+            ss += w[i] * d * d
+    else:
+        for i in range(n):
+            d = v[i] - mu
+            ss += d * d
+    return mu, math.sqrt(max(ss / sw, 0.0))
+
+
+@kernel(fastmath=FAST)
+def smooth_gaussian(y: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian filter with edge replication (scipy ``mode="nearest"``), radius ceil(3 sigma).
+
+    Why it is written this way: loops over views indexed from 0 need no negative-index checks, so
+    numba compiles them to SIMD; up to radius 3 (sigma <= 1, the tuned range) all taps go in one
+    pass, which is ~3x faster than a pass per tap; wider kernels take a pass per tap pair.
+    """
+    n = y.size
+    if sigma <= 0.0 or n == 0:
+        return y.copy()
+    r = math.ceil(3.0 * sigma)
+    k = np.zeros(max(r, 3) + 1, dtype=np.float64)
+    s = 0.0
+    for t in range(r + 1):
+        k[t] = math.exp(-0.5 * (t / sigma) ** 2)
+        s += k[t] if t == 0 else 2.0 * k[t]
+    k /= s
+    out = np.empty(n, dtype=np.float64)
+    if r <= 3:
+        r = 3  # taps past the true radius are zero
+        m = n - 6
+        if m > 0:
+            o = out[3 : 3 + m]
+            a3, a2, a1, c = y[0:m], y[1 : 1 + m], y[2 : 2 + m], y[3 : 3 + m]
+            b1, b2, b3 = y[4 : 4 + m], y[5 : 5 + m], y[6 : 6 + m]
+            k0, k1, k2, k3 = k[0], k[1], k[2], k[3]
+            for i in range(m):
+                o[i] = k0 * c[i] + k1 * (a1[i] + b1[i]) + k2 * (a2[i] + b2[i]) + k3 * (a3[i] + b3[i])
+    else:
+        m = n - 2 * r
+        if m > 0:
+            o = out[r : r + m]
+            c = y[r : r + m]
+            k0 = k[0]
+            for i in range(m):
+                o[i] = k0 * c[i]
+            for t in range(1, r + 1):
+                kt = k[t]
+                lo = y[r - t : r - t + m]
+                hi = y[r + t : r + t + m]
+                for i in range(m):
+                    o[i] += kt * (lo[i] + hi[i])
+    for e in range(min(2 * r, n)):  # the edges, with the end values repeated outwards
+        i = e if e < r else n - 2 * r + e
+        if i < 0 or (r <= i < n - r):
+            continue
+        acc = k[0] * y[i]
+        for t in range(1, r + 1):
+            acc += k[t] * (y[max(i - t, 0)] + y[min(i + t, n - 1)])
+        out[i] = acc
+    return out
+
+
+@kernel(fastmath=FAST)
+def noise_scale(y: np.ndarray) -> float:
+    """Bucket noise sigma of ``y`` from its first differences: a trimmed mean of ``|y[i+1] - y[i]|``.
+
+    Why differences: they cancel the profile's shape, so they measure bucket-to-bucket noise and
+    not the spread of the profile (which the peaks themselves inflate). Why a trimmed mean and not
+    the MAD: differences above 3x the mean (the flanks of peaks) are dropped twice, which makes it
+    as robust here as the MAD (equal F1 on the benchmark's training split) at a third of the cost:
+    three vectorised passes instead of a selection. For normal noise ``E|d| = 2 sigma / sqrt(pi)``.
+    When all but a few differences are zero (a flat profile with walls) the trimmed mean is zero;
+    then the plain mean is used, as Iglewicz and Hoaglin fall back from the MAD to the MeanAD.
+    """
+    n = y.size
+    if n < 2:
+        return 0.0
+    s = 0.0
+    for i in range(n - 1):
+        s += abs(y[i + 1] - y[i])
+    m = first = s / (n - 1)
+    for _ in range(2):
+        cut = 3.0 * m
+        s = 0.0
+        c = 0.0
+        for i in range(n - 1):
+            a = abs(y[i + 1] - y[i])
+            k = 1.0 if a <= cut else 0.0
+            s += a * k
+            c += k
+        if c <= 0.0:
+            break
+        m = s / c
+    if m <= 0.0:  # noise-free apart from a few steps (the MAD = 0 case): fall back to the plain mean
+        m = first
+    return m * math.sqrt(math.pi) / 2.0
+
+
+@kernel(fastmath=FAST)
+def _window_floor(ys: np.ndarray, half: int) -> np.ndarray:
+    """A lower bound on ``min(ys[i - half : i + half + 1])`` for every ``i`` (exact inside).
+
+    Sparse-table doubling: ``m`` holds the minimum over ``2^L`` buckets starting at each index,
+    built by ``L`` vectorised passes; two overlapping spans of ``2^L <= 2 half + 1`` cover a window
+    exactly. Near the ends the spans are clamped into the array and may reach past the window,
+    which only lowers the bound.
+    """
+    n = ys.size
+    width = 2 * half + 1
+    span = 1
+    while span * 2 <= min(width, n):
+        span *= 2
+    m = ys.copy()
+    nxt = np.empty(n, dtype=np.float64)
+    s = 1
+    while s < span:
+        cnt = n - 2 * s + 1
+        a = m[0:cnt]
+        b = m[s : s + cnt]
+        o = nxt[0:cnt]
+        for i in range(cnt):
+            x = a[i]
+            z = b[i]
+            o[i] = x if x < z else z
+        m, nxt = nxt, m
+        s *= 2
+    last = n - span  # the last valid start of a span
+    out = np.empty(n, dtype=np.float64)
+    lo_i = half
+    hi_i = n - 1 - half
+    if hi_i >= lo_i and half - span + 1 + hi_i <= last:
+        cnt = hi_i - lo_i + 1
+        a = m[0:cnt]
+        b = m[2 * half - span + 1 : 2 * half - span + 1 + cnt]
+        o = out[lo_i : lo_i + cnt]
+        for i in range(cnt):
+            x = a[i]
+            z = b[i]
+            o[i] = x if x < z else z
+    else:
+        lo_i, hi_i = n, n - 1  # no interior: every index is an edge
+    for e in range(min(lo_i, n) + max(n - 1 - hi_i, 0)):  # the edges only
+        i = e if e < min(lo_i, n) else hi_i + 1 + e - min(lo_i, n)
+        s1 = min(max(i - half, 0), last)
+        s2 = max(min(i + half, n - 1) - span + 1, 0)
+        out[i] = min(m[s1], m[min(s2, last)])
+    return out
+
+
+@kernel(fastmath=FAST)
+def prominent_candidates(ys: np.ndarray, half: int, cut: float) -> np.ndarray:
+    """Local maxima of ``ys`` that rise at least ``cut`` above the minimum of their window.
+
+    Why: a noisy profile has a local maximum every few buckets, and walking out from each to
+    measure its prominence was most of the detector's time. ``prominence <= top - min(window)``
+    (both sides' minima lie in the window), so dropping maxima with ``top - min < cut`` changes
+    nothing. The test is one vectorised pass into a byte mask, read 8 bytes at a time, so the
+    few survivors are found without a branch per bucket. Plateaus count once, at their middle,
+    as in :func:`_local_maxima`; the two ends never count (a prominence needs both sides).
+    """
+    n = ys.size
+    words = (n + 7) // 8
+    mask = np.zeros(words * 8, dtype=np.uint8)
+    if n < 3:
+        return np.empty(0, dtype=np.int64)
+    floor = _window_floor(ys, half)
+    left = ys[0 : n - 2]
+    here = ys[1 : n - 1]
+    right = ys[2:n]
+    fl = floor[1 : n - 1]
+    mk = mask[1 : n - 1]
+    for t in range(n - 2):
+        h = here[t]
+        mk[t] = (h > left[t]) & (h >= right[t]) & (h - fl[t] >= cut)
+    packed = mask.view(np.uint64)
+    out = np.empty(n, dtype=np.int64)
+    k = 0
+    for w in range(words):
+        if packed[w] == 0:
+            continue
+        for i in range(w * 8, w * 8 + 8):
+            if mask[i] == 0:
+                continue
+            j = i
+            while j + 1 < n and ys[j + 1] == ys[i]:
+                j += 1
+            if j + 1 >= n or ys[j + 1] > ys[i]:
+                continue  # a shelf on the way up, or a plateau running into the edge: no peak
+            out[k] = (i + j) // 2
+            k += 1
+    return out[:k]
+
+
+@kernel(fastmath=FAST)
+def root32(v: np.ndarray) -> np.ndarray:
+    """``sqrt(v)``, rooted in single precision.
+
+    Why single precision: the detector compares prominences with a few noise units, for which 7
+    significant digits are ample, and the float32 root is ~2.5x cheaper (it was a sixth of the
+    detector's time).
+    """
+    y = np.empty(v.size, dtype=np.float64)
+    for i in range(v.size):
+        y[i] = np.float64(np.sqrt(np.float32(v[i])))
+    return y
+
+
+@kernel(inline="always")
+def prominence(ys: np.ndarray, i: int, half: int) -> float:
+    """Prominence of the local maximum ``ys[i]`` within ``half`` buckets either side: SciPy's
+    definition with ``wlen = 2 half + 1`` (walk out until higher signal or the window's edge; the
+    higher of the two sides' minima is the base)."""
+    n = ys.size
+    top = ys[i]
+    j = i - 1
+    lmin = top
+    stop = max(0, i - half)
+    while j >= stop and ys[j] <= top:
+        lmin = min(lmin, ys[j])
+        j -= 1
+    j = i + 1
+    rmin = top
+    stop = min(n - 1, i + half)
+    while j <= stop and ys[j] <= top:
+        rmin = min(rmin, ys[j])
+        j += 1
+    return top - max(lmin, rmin)
+
+
+@kernel
+def prominent_maxima(ys: np.ndarray, half: int, cut: float) -> np.ndarray:
+    """Interior local maxima of ``ys`` whose prominence (window ``2 half + 1``) is at least ``cut``."""
+    cand = prominent_candidates(ys, half, cut)
+    out = np.empty(cand.size, dtype=np.int64)
+    k = 0
+    for t in range(cand.size):
+        prom = prominence(ys, cand[t], half)
+        if prom >= cut and prom > 0.0:
+            out[k] = cand[t]
+            k += 1
+    return out[:k]
