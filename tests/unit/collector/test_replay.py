@@ -256,8 +256,8 @@ def test_an_hftbacktest_snapshot_in_a_file_of_two_symbols_is_refused_with_the_re
 
 def test_blank_cut_and_separator_less_lines_are_counted_and_skipped(tmp_path):
     real = lines(BINANCE_US[1])
-    broken = real[:100] + [b"\n", b"  \n"] + real[100:200] + [real[200].replace(b": ", b" ", 1)]
-    broken += real[201:-2] + [real[-2][: len(real[-2]) // 2]]  # the last record cut mid-JSON
+    broken = [*real[:100], b"\n", b"  \n", *real[100:200], real[200].replace(b": ", b" ", 1)]
+    broken += [*real[201:-2], real[-2][: len(real[-2]) // 2]]  # the last record cut mid-JSON
     ws = tmp_path / "BINANCE_US.ws.1.0"
     ws.write_bytes(b"".join(broken))
     recording = Recording([BINANCE_US[0], ws])

@@ -29,7 +29,8 @@ def binance_string(units: int, exponent: int) -> bytes:
 @given(st.integers(1, 10**9), exponents)
 def test_a_price_sits_on_its_own_grid_and_on_no_finer_one(units, exponent):
     e = decimal_exponent(binance_string(units, exponent))
-    assert e is not None and e >= exponent
+    assert e is not None
+    assert e >= exponent
     assert (e == exponent) == (units % 10 != 0)
     value = Decimal(binance_string(units, exponent).decode())
     assert value % Decimal(1).scaleb(e) == 0
@@ -79,5 +80,6 @@ def test_prices_are_read_from_levels_and_trades_but_not_quantities():
     assert finest_exponent(level_prices(diff)) == -4
     trade = b'{"e":"trade","E":1,"s":"BTCUSDT","t":3,"p":"61837.63000000","q":"0.00002000","T":1,"m":true}'
     assert trade_prices(trade) == [b"61837.63000000"]
-    assert tick_of(-4) == 0.0001 and tick_of(2) == 100.0
+    assert tick_of(-4) == 0.0001
+    assert tick_of(2) == 100.0
     assert finest_exponent([b"0.0"]) is None
