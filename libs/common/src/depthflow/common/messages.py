@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypedDict
 
 import msgspec
 import numpy as np
@@ -218,7 +218,17 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=T
                 )
 
 
-def header_from(source: Message) -> dict[str, object]:
+class Header(TypedDict):
+    """The fields every message carries, typed, so ``Message(**header_from(m), ...)`` type-checks."""
+
+    symbol: str
+    venue: str
+    ts_event: int
+    ts_init: int
+    origin_ts: int
+
+
+def header_from(source: Message) -> Header:
     """Return the common fields of a message derived from ``source``: same symbol, venue,
     event time and origin, built now. Keeping origin_ts is what makes end-to-end latency
     measurable at every stage."""
