@@ -8,14 +8,14 @@ import time
 
 import asyncpg
 
-from depthflow.common.messages import SignalFused
+from depthflow.common.messages import SignalFused, SignalSide
 from depthflow.risk.readmodel import DecisionCounts, decision_counts, latest_equity
 from depthflow.risk.storage import Filled, Ledger, Rejected
 
 START = 100_000.0
 
 
-def signal(signal_id: str, symbol: str, side: str = "BUY", venue: str = "binance") -> SignalFused:
+def signal(signal_id: str, symbol: str, side: SignalSide = "BUY", venue: str = "binance") -> SignalFused:
     now = time.time_ns()
     return SignalFused(
         symbol=symbol, venue=venue, ts_event=now, ts_init=now, origin_ts=now, signal_id=signal_id,

@@ -2,6 +2,7 @@
 
 import math
 
+import msgspec
 import pytest
 
 from depthflow.ai_fusion.config import DEFAULT_WEIGHTS, FusionConfig
@@ -9,17 +10,17 @@ from depthflow.ai_fusion.fusion import NO_ZONES, ConfidenceMode, components, fus
 from depthflow.common.messages import TS_FLOOR_NS as TS
 from depthflow.common.messages import Zone, ZonesDetected
 
+BALANCED = ZonesDetected(
+    symbol="X", venue="binance", ts_event=TS, ts_init=TS, origin_ts=TS, mid=100.0,
+    best_bid=99.9, best_ask=100.1, poc=100.0, value_area_low=99.0, value_area_high=101.0,
+    support=[Zone(low=98, high=99, price=98.5, volume=10, strength=0.1, confidence=0.5)],
+    resistance=[Zone(low=101, high=102, price=101.5, volume=10, strength=0.1, confidence=0.5)],
+    bid_depth_near=1.0, ask_depth_near=1.0, trade_buy_volume=1.0, trade_sell_volume=1.0,
+)
 
-def zones(**over):
-    fields = dict(
-        symbol="X", venue="binance", ts_event=TS, ts_init=TS, origin_ts=TS, mid=100.0,
-        best_bid=99.9, best_ask=100.1, poc=100.0, value_area_low=99.0, value_area_high=101.0,
-        support=[Zone(low=98, high=99, price=98.5, volume=10, strength=0.1, confidence=0.5)],
-        resistance=[Zone(low=101, high=102, price=101.5, volume=10, strength=0.1, confidence=0.5)],
-        bid_depth_near=1.0, ask_depth_near=1.0, trade_buy_volume=1.0, trade_sell_volume=1.0,
-    )
-    fields.update(over)
-    return ZonesDetected(**fields)
+
+def zones(**over: object) -> ZonesDetected:
+    return msgspec.structs.replace(BALANCED, **over)  # validated again, as on decode
 
 
 def test_balanced_market_scores_zero():

@@ -43,9 +43,9 @@ def altcoin(lean: float, support: list[Zone], resistance: list[Zone]) -> bytes:
 
 async def deliver(handlers: FusionHandlers, payload: bytes, seq: int) -> SignalFused:
     """One input as the runtime hands it over; the one output, checked by its own decoder."""
-    msg = Decoder(ZonesDetected).decode(payload)
+    msg: ZonesDetected = Decoder(ZonesDetected).decode(payload)
     [out] = await handlers.on_zones_detected(msg, Delivery("s", "PEAKS", seq, 1))
-    signal = Decoder(SignalFused).decode(msgspec.msgpack.encode(out.message))
+    signal: SignalFused = Decoder(SignalFused).decode(msgspec.msgpack.encode(out.message))
     assert signal == out.message
     return signal
 

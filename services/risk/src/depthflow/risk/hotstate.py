@@ -9,7 +9,7 @@ its book's ``ts_init`` and the checks refuse one that is too old.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import redis.asyncio as aioredis
@@ -86,9 +86,10 @@ class HotState:
     async def _hash(self, key: str, type_: Any) -> dict[str, Any]:
         """A hash of msgpack values, skipping a value that does not decode as ``type_``."""
         out = {}
-        for k, v in (await self.r.hgetall(key)).items():
+        # the client is built without decode_responses: keys and values are bytes
+        for k, v in cast("dict[bytes, bytes]", await self.r.hgetall(key)).items():
             try:
-                out[k.decode() if isinstance(k, bytes) else k] = msgspec.msgpack.decode(v, type=type_)
+                out[k.decode()] = msgspec.msgpack.decode(v, type=type_)
             except msgspec.DecodeError:
                 continue
         return out
