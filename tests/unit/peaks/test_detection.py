@@ -12,6 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from depthflow.common.pricing import bucket_edges, bucket_keys
 from depthflow.peaks.detectors import (
     Peak,
     combined_peaks,
@@ -446,6 +447,15 @@ def test_vacuums_over_a_huge_range_do_not_build_a_grid():
     assert out == [(0.0, 10.0), (12.0, 5e8), (5e8 + 1, 1e9)]
 
 
+def test_vacuums_put_each_level_in_its_own_bucket_by_the_aggregators_rule():
+    # a thousand consecutive cent buckets at BTC prices, labelled as the aggregator labels them;
+    # the former rule (round to 9 decimals of a bucket) put 40 of them one bucket too low, which
+    # left their own bucket empty: a vacuum that is not there
+    keys = np.arange(6_000_000, 6_001_000)
+    px = bucket_edges(keys, 0.01)
+    assert vacuums(px, np.ones(px.size), 0.01, px[0], px[-1] + 0.01, alpha=0.2, min_run=1) == []
+
+
 def test_vacuums_on_degenerate_input_are_empty():
     assert vacuums(np.array([]), np.array([]), 1.0, 5.0, 5.0) == []
     assert vacuums(np.array([1.0]), np.array([1.0]), 0.0, 0.0, 10.0) == []
@@ -475,7 +485,8 @@ def test_vacuums_stay_inside_the_known_range_and_match_a_dense_reference(rows, l
     for a, b in got:
         assert lo <= a < b <= hi
     # reference on a dense grid of the buckets wholly inside [lo, hi]
-    k0, k1 = int(np.ceil(round(lo / size, 9))), int(np.floor(round(hi / size, 9))) - 1
+    k0, k1 = int(bucket_keys(lo, size)), int(bucket_keys(hi, size)) - 1
+    k0 += bool(bucket_edges(k0, size) < lo)  # the bucket holding lo is inside only from its edge
     if k1 < k0:
         assert got == []
         return
@@ -490,7 +501,7 @@ def test_vacuums_stay_inside_the_known_range_and_match_a_dense_reference(rows, l
             start = i
         elif not t and start is not None:
             if i - start >= run:
-                want.append((max((k0 + start) * size, lo), min((k0 + i) * size, hi)))
+                want.append((max(bucket_edges(k0 + start, size), lo), min(bucket_edges(k0 + i, size), hi)))
             start = None
     assert len(got) == len(want)
     assert np.allclose(np.ravel(got), np.ravel(want))

@@ -16,6 +16,7 @@ from functools import partial
 import numpy as np
 
 from depthflow.common.messages import Zone
+from depthflow.common.pricing import bucket_keys
 from depthflow.peaks.detectors import Peak, detect
 from depthflow.peaks.levels import point_of_control, value_area, volume_nodes
 from depthflow.peaks.params import PeakParams
@@ -63,7 +64,7 @@ def _grid(
     if px.size == 0 or float(vol.sum()) <= 0:
         return None
     total = float(vol.sum())
-    keys = np.floor(np.round(px / size, 9)).astype(np.int64)
+    keys = bucket_keys(px, size)
     k0, k1 = int(keys.min()), int(keys.max())
     cap = max(int(cap), 1)
     if k1 - k0 + 1 > cap:

@@ -2,8 +2,9 @@
 
 Pure functions; no I/O. Definition (``docs/reference/domain.md`` §4): a run of at least
 ``min_run`` buckets with resting depth ``<= alpha x median``, the median taken over every bucket
-of the known range, empty ones included. Widths here are in buckets; :func:`depthflow.peaks.zones.analyse`
-turns its price-relative minimum width into them.
+of the known range, empty ones included. Widths here are in buckets; the caller
+(:func:`depthflow.peaks.zones.analyse`) turns its price-relative minimum width into them. Which
+bucket a price is in, and where a bucket starts, is ``depthflow.common.pricing``'s rule.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 
 import numpy as np
 
+from depthflow.common.pricing import MAX_INDEX, per_unit, scaled_index
 from depthflow.peaks.jit import kernel
 from depthflow.peaks.kernels import as_f64
 
@@ -48,16 +50,6 @@ def _vacuum_runs(keys: np.ndarray, v: np.ndarray, k0: int, k1: int, cut: float, 
         out[m, 1] = k1
         m += 1
     return out[:m]
-
-
-_MAX_KEY = 2.0**61  # bucket keys beyond this are not kept (a range of them must fit in int64)
-
-
-@kernel(inline="always")
-def _rounded(q: float) -> float:
-    """``np.round(q, 9)``, operation for operation: a price that is a bucket edge up to float error
-    gives a whole number of buckets (``0.29 / 0.01`` is ``28.999999999999996``)."""
-    return np.rint(q * 1e9) / 1e9
 
 
 @kernel
@@ -125,14 +117,25 @@ def _median_with_zeros(vals: np.ndarray, zeros: int) -> float:
 
 
 @kernel
+def _edge(k: float, size: float, per: float) -> float:
+    """Lower edge of bucket ``k``, as ``pricing.bucket_edges`` computes it (``per``: its
+    ``per_unit(size)``)."""
+    return k / per if per else k * size
+
+
+@kernel
 def vacuum_bands(px, vol, size, known_low, known_high, alpha, min_run):  # type: ignore[no-untyped-def]
     """The kernel of :func:`vacuums`: bands as an ``(n, 2)`` array; see there."""
     none = np.empty((0, 2), dtype=np.float64)
     if not (size > 0 and math.isfinite(known_low) and math.isfinite(known_high)) or known_high <= known_low:
         return none
-    k0f = math.ceil(_rounded(known_low / size))
-    k1f = math.floor(_rounded(known_high / size)) - 1  # last bucket whose upper edge <= known_high
-    if not (abs(k0f) <= _MAX_KEY and abs(k1f) <= _MAX_KEY):  # no int64 grid
+    inv = 1.0 / size
+    per = per_unit(size)
+    k0f = scaled_index(known_low, inv)  # the bucket holding known_low: inside only from its edge
+    if _edge(k0f, size, per) < known_low:
+        k0f += 1.0
+    k1f = scaled_index(known_high, inv) - 1.0  # the last bucket whose upper edge <= known_high
+    if not (abs(k0f) < MAX_INDEX and abs(k1f) < MAX_INDEX):  # past the edge rule's range
         return none
     k0 = np.int64(k0f)
     k1 = np.int64(k1f)
@@ -147,7 +150,7 @@ def vacuum_bands(px, vol, size, known_low, known_high, alpha, min_run):  # type:
         p = px[i]
         if not math.isfinite(p):
             continue
-        k = math.floor(_rounded(p / size))
+        k = scaled_index(p, inv)
         if not k0f <= k <= k1f:
             continue
         q = vol[i]
@@ -163,8 +166,8 @@ def vacuum_bands(px, vol, size, known_low, known_high, alpha, min_run):  # type:
     runs = _vacuum_runs(keys, vals, k0, k1, alpha * median, max(min_run, 1))
     out = np.empty((runs.shape[0], 2), dtype=np.float64)
     for j in range(runs.shape[0]):
-        out[j, 0] = max(runs[j, 0] * size, known_low)
-        out[j, 1] = min((runs[j, 1] + 1) * size, known_high)
+        out[j, 0] = max(_edge(runs[j, 0], size, per), known_low)
+        out[j, 1] = min(_edge(runs[j, 1] + 1, size, per), known_high)
     return out
 
 

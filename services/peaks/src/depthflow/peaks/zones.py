@@ -55,6 +55,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from depthflow.common.pricing import MAX_INDEX, scaled_index
 from depthflow.peaks.detectors import detect_arrays
 from depthflow.peaks.jit import kernel
 from depthflow.peaks.levels import profile_levels
@@ -92,7 +93,6 @@ class Analysis:
 # a zone row: the columns of ZONE_FIELDS, then the lower edge of its peak bucket
 _LOW, _HIGH, _PRICE, _VOLUME, _STRENGTH, _CONF, _PEAK = range(7)
 _COLUMNS = 7
-_MAX_KEY = 2.0**61  # bucket keys beyond this are dropped: a range of them must fit in int64
 
 
 class _Grid(NamedTuple):
@@ -113,13 +113,15 @@ class _Grid(NamedTuple):
 @kernel
 def _keyed(px, vol, size, keys, vals, m, total, k0, k1):  # type: ignore[no-untyped-def]
     """Append the levels' bucket keys and clean volumes at ``m``; the running count, total and
-    key range. Non-finite prices and keys beyond ``_MAX_KEY`` are dropped; bad volumes count 0."""
+    key range. Non-finite prices and keys from ``MAX_INDEX`` on are dropped (the edge rule no
+    longer holds there); bad volumes count 0."""
+    inv = 1.0 / size
     for i in range(px.size):
         p = px[i]
         if not math.isfinite(p):
             continue
-        kf = math.floor(np.rint(p / size * 1e9) / 1e9)  # np.round(p / size, 9), op for op
-        if not abs(kf) <= _MAX_KEY:
+        kf = scaled_index(p, inv)
+        if not abs(kf) < MAX_INDEX:
             continue
         k = np.int64(kf)
         q = vol[i]
@@ -140,9 +142,10 @@ def _grid(px, vol, px2, vol2, size, anchor, cap, pad_low, pad_high, mid, weight_
     weights, decaying with the distance of each bucket's centre from ``mid``.
 
     Non-finite prices are dropped and bad volumes (NaN, inf, < 0) count as 0. The bucket key is
-    ``floor(round(price / size, 9))``: inputs are bucket lower edges, which divide back to whole
-    numbers up to float error. Why two sources: the book's grid is the bids' and the asks'
-    together, and concatenating them first cost more than the gridding.
+    the aggregator's, ``depthflow.common.pricing``'s edge rule: inputs are bucket lower edges,
+    which it maps back to their own bucket whatever their float rounding. Why two sources: the
+    book's grid is the bids' and the asks' together, and concatenating them first cost more than
+    the gridding.
     """
     keys = np.empty(px.size + px2.size, dtype=np.int64)
     vals = np.empty(px.size + px2.size, dtype=np.float64)
