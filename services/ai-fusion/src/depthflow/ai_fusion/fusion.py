@@ -136,7 +136,7 @@ def fuse(z: ZonesDetected, weights: dict[str, float], mode: ConfidenceMode, acti
     component or the score is not finite.
     """
     parts = components(z)
-    score = weighted_score(parts, weights)
+    score = weighted_score(parts, weights)  # first: a non-finite input fails closed, zones or not
     if not (z.support or z.resistance):
         return Fused(score=0.0, confidence=0.0, side="FLAT", mode=mode.update(0.0),
                      components={**parts, NO_ZONES: 1.0})
