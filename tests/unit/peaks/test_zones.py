@@ -7,6 +7,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from depthflow.common.messages import Zone
+from depthflow.peaks import zones as core
 from depthflow.peaks.zones import ZONE_FIELDS, Analysis, PeakParams, analyse
 from tests.unit.peaks import zones_reference as reference
 
@@ -142,6 +143,20 @@ def test_max_zones_caps_each_side():
     assert len(zs(out.support)) == 3
     ranks = [(z.confidence, z.strength) for z in zs(out.support)]
     assert ranks == sorted(ranks, reverse=True)
+
+
+def row(low: float, strength: float, confidence: float) -> list[float]:
+    """A zone row as the kernels hold it (ZONE_FIELDS, then the peak bucket's lower edge)."""
+    return [low, low + 1, low + 0.5, 100 * strength, strength, confidence, low]
+
+
+def test_book_and_trade_zones_compete_for_a_sides_places_by_confidence():
+    book_rows = np.array([row(90, 0.5, 0.6), row(70, 0.3, 0.8)])
+    trade_rows = np.array([row(80, 0.1, 0.9), row(60, 0.4, 0.8)])
+    ranked = core._side(book_rows, trade_rows, 0.0, 3)
+    # the trade zone at 80 is the most confident; 60 and 70 tie there: the larger share first
+    assert ranked[:, 0].tolist() == [80, 60, 70]
+    assert core._side(book_rows, trade_rows, 0.0, 1)[:, 0].tolist() == [80]
 
 
 def test_every_method_can_drive_the_zones():
