@@ -86,8 +86,8 @@ async def _run() -> list[Figure]:
     samples = []
     for i, (snap, trades) in enumerate(inputs):
         t = time.perf_counter_ns()
-        (prof,) = await agg.on_trade_batch(trades, DELIVERY)
-        (book,) = await agg.on_depth_snapshot(snap, DELIVERY)
+        await agg.on_trade_batch(trades, DELIVERY)
+        prof, book = await agg.on_depth_snapshot(snap, DELIVERY)  # the profile changed: it comes first
         assert isinstance(prof.message, TradeProfile)
         assert isinstance(book.message, BookBuckets)
         await peaks.on_trade_profile(prof.message, DELIVERY)

@@ -257,11 +257,12 @@ def test_adversarial_values_are_dead_letters_or_finite_valid_outputs(admission, 
 def test_a_good_book_goes_all_the_way_to_a_finite_signal(admission):
     """The harness itself lets good data through: without this the property could pass vacuously."""
     p = Pipeline(admission)
-    bids, asks = np.array([100.5, 99.2]), np.array([101.1, 103.0])
+    # a few buckets apart at the aggregator's relative width (1.6e-5 of the price: 0.002 here)
+    bids, asks = np.array([100.501, 100.497]), np.array([100.503, 100.507])
     good = DepthSnapshot(
         symbol="BTCFDUSD", venue="binance", ts_event=NOW, ts_init=NOW, origin_ts=NOW, last_update_id=1,
         bid_px=bids.tobytes(), bid_qty=np.ones(2).tobytes(), ask_px=asks.tobytes(),
-        ask_qty=np.full(2, 3.0).tobytes(), known_low=99.2, known_high=103.0,
+        ask_qty=np.full(2, 3.0).tobytes(), known_low=100.497, known_high=100.507,
     )
     p.deliver(msgspec.msgpack.encode(good), DepthSnapshot)
     p.loop.close()

@@ -99,7 +99,7 @@ def scaled_index(price: float, inv: float) -> float:
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def bucket_key(price: float, size: float) -> int:
+def bucket_key(price: float, size: float) -> np.int64:
     """The edge rule for one price: its bucket index as an ``int64``, for numba kernels.
 
     ``price`` must be finite and > 0 with ``price / size < MAX_INDEX`` (the conversion of a NaN

@@ -324,7 +324,7 @@ def _bucket(px: np.ndarray, qty: np.ndarray, size: float) -> tuple:
 
 def _f64(a: np.ndarray) -> np.ndarray:
     """``a`` as an aligned, C-contiguous float64 ndarray (the kernel's argument type)."""
-    return np.require(np.asarray(a, dtype=np.float64), requirements="CA")
+    return np.require(np.asarray(a, dtype=np.float64), requirements=["C", "A"])
 
 
 def bucket_side(px: np.ndarray, qty: np.ndarray, size: float) -> Buckets:

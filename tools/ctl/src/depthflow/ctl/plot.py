@@ -604,18 +604,19 @@ async def latest_from_replay(
         for m in msgs:
             if isinstance(m, DepthSnapshot):
                 d = Delivery(subjects.md_depth(venue, symbol), "MD", next(seq), 1)
-                for out in await agg.on_depth_snapshot(m, d):
-                    assert isinstance(out.message, BookBuckets)
+                for out in await agg.on_depth_snapshot(m, d):  # [profile if changed, book]
                     d = Delivery(out.subject, "AGG", next(seq), 1)
+                    if isinstance(out.message, TradeProfile):
+                        profile = out.message
+                        await peaks.on_trade_profile(profile, d)
+                        continue
+                    assert isinstance(out.message, BookBuckets)
                     for z in await peaks.on_book_buckets(out.message, d):
                         assert isinstance(z.message, ZonesDetected)
                         found = (out.message, profile, z.message)
-            elif isinstance(m, TradeBatch):
+            elif isinstance(m, TradeBatch):  # updates the aggregator's profile; publishes nothing
                 d = Delivery(subjects.md_trade(venue, symbol), "MD", next(seq), 1)
-                for out in await agg.on_trade_batch(m, d):
-                    assert isinstance(out.message, TradeProfile)
-                    profile = out.message
-                    await peaks.on_trade_profile(profile, Delivery(out.subject, "AGG", next(seq), 1))
+                await agg.on_trade_batch(m, d)
 
     first_ns: int | None = None
     for frame in read_frames(Path(path)):
