@@ -25,8 +25,8 @@ $(UV):
 install: .venv/.synced  #-- create .venv with every service, the CLI and dev tools
 
 #== Run
-run: install  #-- run the pipeline on embedded servers (DURATION=60, REPLAY=file SYMBOLS=BTCUSDT)
-	@$(RUN) depthflow --symbols $(SYMBOLS) up --duration $(DURATION) --speed $(SPEED) $(if $(REPLAY),--replay $(REPLAY),)
+run: install  #-- run the pipeline on embedded servers (DURATION=60, REPLAY="file ..." SYMBOLS=BTCUSDT)
+	@$(RUN) depthflow --symbols $(SYMBOLS) up --duration $(DURATION) --speed $(SPEED) $(foreach f,$(REPLAY),--replay $(f))
 
 down: install  #-- stop a detached pipeline and its servers (data is kept in .state)
 	@$(RUN) depthflow down

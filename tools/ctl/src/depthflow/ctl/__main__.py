@@ -1,7 +1,8 @@
 """``depthflow``: the operator command.
 
     depthflow up [--duration S] [--speed X] [--detach]   servers + bootstrap + five services + summary;
-                                                        restarts a crashed service; Ctrl-C stops all
+                 [--replay FILE ...]                    restarts a crashed service; Ctrl-C stops all;
+                                                        a replay symbol without a book fails the run
     depthflow down                                      stop services, then servers; nothing is lost
     depthflow status                                    the live summary once
     depthflow bootstrap                                 create/update streams and KV buckets
@@ -21,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from depthflow.collector.recording import Recording, RecordingRefused
+from depthflow.collector.replay_report import ReplayWarning
 from depthflow.common.bus import Bus
 from depthflow.common.devstack import (
     EmbeddedServers,
@@ -31,7 +34,14 @@ from depthflow.common.devstack import (
 from depthflow.common.redact import mask_url
 from depthflow.ctl.control import RefusedCommand, bootstrap, set_trading_state
 from depthflow.ctl.stack import ServiceStack, StartInterrupted
-from depthflow.ctl.summary import Snapshot, collect, final_json, render
+from depthflow.ctl.summary import (
+    Snapshot,
+    collect,
+    final_json,
+    read_replay_report,
+    render,
+    replay_warnings,
+)
 from depthflow.ctl.supervisor import RunLock, StopSignals, wait_gone
 
 DEFAULT_STATE = Path(os.environ.get("DEPTHFLOW_STATE_DIR", ".state"))
@@ -89,11 +99,42 @@ def _refusal(state: Path) -> str | None:
     return None
 
 
+def _replay_refusal(paths: list[str]) -> str | None:
+    """Why the replay files must not run (futures data, an unknown format, ...), before anything starts."""
+    try:
+        Recording(paths)
+    except (RecordingRefused, OSError) as exc:
+        return f"refused: {exc}"
+    return None
+
+
+def _replay_report_path(state: Path) -> Path:
+    return (state / "logs" / "replay-report.json").resolve()
+
+
+def _replay_outcome(state: Path, final: Snapshot | None, symbols: list[str]) -> list[ReplayWarning]:
+    """Say what the replay read and skipped, and return its warnings (checked against the bus)."""
+    report = read_replay_report(_replay_report_path(state))
+    for f in report.files if report is not None else []:
+        skipped = ", ".join(f"{k} {v}" for k, v in f.skipped.items()) or "nothing"
+        _say(f"replay read {f.path} ({f.format}): {f.lines} lines, {f.frames} frames; skipped {skipped}")
+    if report is not None and not report.finished:
+        _say("replay stopped before the end of its files")
+    depth = final.counts.get("md.depth", {}) if final is not None else None
+    warnings = replay_warnings(report, depth, symbols)
+    for w in warnings:
+        _say(f"WARNING {w.symbol}: {w.reason}")
+    return warnings
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     state: Path = args.state
     if (why := _refusal(state)) is not None:
         _say(why)
         return 1
+    if args.replay and (why := _replay_refusal(args.replay)) is not None:
+        _say(why)
+        return 2
     if args.detach:
         return _detach(args)
     lock = RunLock(state)
@@ -161,12 +202,13 @@ def _supervise(args: argparse.Namespace, lock: RunLock, stop: StopSignals) -> in
     _say("service exit codes: " + ", ".join(f"{k}={v}" for k, v in codes.items()))
     final = _try_snapshot(urls, args.prefix, args.venue)
     stop_servers()
+    final = final.minus(baseline) if final is not None else None
+    warnings = _replay_outcome(state, final, symbols) if args.replay else []
     if final is not None:
-        final = final.minus(baseline)
         print("\nfinal summary")
         print(render(final, symbols, time.monotonic() - started, restarts))
-        print(final_json(final, restarts), flush=True)
-    return 0 if all(c == 0 for c in codes.values()) else 1
+        print(final_json(final, restarts, warnings), flush=True)
+    return 0 if all(c == 0 for c in codes.values()) and not warnings else 1
 
 
 def _service_env(args: argparse.Namespace, symbols: list[str]) -> dict[str, str]:
@@ -178,8 +220,11 @@ def _service_env(args: argparse.Namespace, symbols: list[str]) -> dict[str, str]
         "DEPTHFLOW_COLLECTOR_SEED": str(args.seed),
     }
     if args.replay:
+        report = _replay_report_path(args.state)
+        report.unlink(missing_ok=True)  # a report left by an earlier run must not speak for this one
         env["DEPTHFLOW_COLLECTOR_SOURCE"] = "replay"
         env["DEPTHFLOW_COLLECTOR_REPLAY_PATHS"] = ",".join(str(Path(p).resolve()) for p in args.replay)
+        env["DEPTHFLOW_COLLECTOR_REPLAY_REPORT"] = str(report)
         _say(f"replaying {', '.join(args.replay)} for {', '.join(symbols)}")
     return env
 
@@ -329,7 +374,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--speed", type=float, default=1.0, help="generator speed (0: as fast as possible)")
     up.add_argument("--seed", type=int, default=5)
     up.add_argument("--replay", action="append", default=[], metavar="FILE",
-                    help="replay a recorded file instead of the generator (repeatable)")
+                    help="replay recorded files instead of the generator (repeatable; merged by time)")
     up.add_argument("--detach", action="store_true", help="leave it running in the background")
     up.add_argument("--keep-servers", action="store_true", help="do not stop the servers at the end")
     up.add_argument("--supervisor", action="store_true", help=argparse.SUPPRESS)  # what --detach runs

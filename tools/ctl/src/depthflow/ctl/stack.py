@@ -121,6 +121,9 @@ class ServiceStack:
             code = _reap(sp.pid)
             if code is not None:
                 self.exit_codes[sp.name] = code
+                if sp.name == "collector" and code == 0:
+                    sp.done = True  # a short replay can end before it is seen ready: done, not failed
+                    return
                 tail = sp.log_path.read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"{sp.name} exited with {code}:\n{tail}")
             if should_stop():

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
+import msgspec
 import nats.errors
 from nats.js.errors import NotFoundError
 
+from depthflow.collector.replay_report import ReplayReport, ReplayWarning
 from depthflow.common.bus import Bus
 from depthflow.common.codec import Decoder
 from depthflow.common.messages import SignalFused, ZonesDetected
@@ -150,7 +153,33 @@ def render(snap: Snapshot, symbols: list[str], elapsed: float, restarts: dict[st
     return "\n".join(lines)
 
 
-def final_json(snap: Snapshot, restarts: dict[str, int] | None = None) -> str:
-    """The last line of a run: one JSON object of counts per stage, signals, orders, fills, and
-    how often the supervisor restarted each service."""
-    return json.dumps({**snap.totals(), "restarts": restarts or {}}, sort_keys=True)
+def final_json(
+    snap: Snapshot, restarts: dict[str, int] | None = None, warnings: list[ReplayWarning] | None = None
+) -> str:
+    """The last line of a run: one JSON object of counts per stage, signals, orders, fills, how
+    often the supervisor restarted each service, and the run's warnings (a replay's symbols
+    without a book, each with the reason)."""
+    return json.dumps({**snap.totals(), "restarts": restarts or {},
+                       "warnings": msgspec.to_builtins(warnings or [])}, sort_keys=True)
+
+
+def read_replay_report(path: Path) -> ReplayReport | None:
+    """The collector's replay report, or None when it wrote none (or not a readable one)."""
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=ReplayReport)
+    except (OSError, msgspec.DecodeError):
+        return None
+
+
+def replay_warnings(report: ReplayReport | None, depth_counts: dict[str, int] | None,
+                    symbols: list[str]) -> list[ReplayWarning]:
+    """The collector's warnings, checked against the bus: a symbol asked for that ``md.depth``
+    counted no book for is a warning even when the collector said nothing (it may have crashed,
+    or be wrong); ``depth_counts`` is None when the bus could not be read at the end."""
+    warnings = list(report.warnings) if report is not None else [ReplayWarning(
+        symbol="*", reason="the collector wrote no replay report (see its log in the state folder)")]
+    named = {w.symbol for w in warnings}
+    for symbol in symbols:
+        if depth_counts is not None and depth_counts.get(symbol, 0) == 0 and symbol not in named:
+            warnings.append(ReplayWarning(symbol=symbol, reason="no book: md.depth has none for it"))
+    return warnings

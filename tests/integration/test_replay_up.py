@@ -1,0 +1,65 @@
+"""``depthflow up --replay`` tells the truth: a symbol asked for that got no book is a warning on
+the console and in the final JSON, with the reason, and the run exits non-zero; a futures
+recording is refused before anything starts; the warnings are checked against the bus, so a
+symbol without books is a warning even when the collector said nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from depthflow.collector.replay_report import ReplayReport, ReplayWarning
+from depthflow.common.devstack import NATS_URL_ENV, POSTGRES_URL_ENV, REDIS_URL_ENV
+from depthflow.common.testing.servers import Isolated
+from depthflow.ctl.summary import replay_warnings
+from tests.data import BINANCE_FUTURES, BINANCE_US
+
+
+def up(iso: Isolated | None, state: Path, symbols: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``depthflow up`` in a process of its own, on the test's servers (None: no servers given)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("DEPTHFLOW_") and k not in (NATS_URL_ENV, POSTGRES_URL_ENV, REDIS_URL_ENV)}
+    env |= iso.urls.as_env() if iso is not None else {}
+    prefix = iso.prefix if iso is not None else "unused"
+    return subprocess.run([sys.executable, "-m", "depthflow.ctl", "--state", str(state), "--prefix", prefix,
+                           "--symbols", symbols, "up", *args],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+async def test_a_replayed_symbol_without_a_book_fails_the_run_and_says_why(isolated: Isolated, tmp_path):
+    replay = [a for p in BINANCE_US for a in ("--replay", str(p))]
+    done = await asyncio.to_thread(up, isolated, tmp_path / "state", "MANAUSD,BTCUSD",
+                                   "--duration", "10", "--speed", "0", *replay)
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    reason = "no book: the symbol is not in the replayed files (they carry BATUSD, HNTUSD, MANAUSD, ZRXUSD)"
+    assert f"WARNING BTCUSD: {reason}" in out
+    assert "BINANCE_US.ws.1.0 (cryptofeed): 610 lines, 608 frames; skipped blank line 1" in out
+    final = json.loads(out.strip().splitlines()[-1])
+    assert final["warnings"] == [{"symbol": "BTCUSD", "reason": reason}]
+    assert final["md.depth"] > 0  # MANAUSD's books were published
+
+
+async def test_a_futures_recording_is_refused_before_anything_starts(tmp_path):
+    state = tmp_path / "state"
+    replay = [a for p in BINANCE_FUTURES for a in ("--replay", str(p))]
+    done = await asyncio.to_thread(up, None, state, "SUSHIUSDT", "--duration", "5", *replay)
+    assert done.returncode == 2
+    assert (f"refused: {BINANCE_FUTURES[0]} is a Binance futures recording: it was recorded from "
+            "fapi.binance.com. depthflow analyses spot markets only") in done.stdout
+    assert not (state / "servers").exists()  # no server was started
+
+
+def test_the_bus_is_believed_over_a_silent_collector():
+    silent = ReplayReport(finished=True, book_within_s=60.0, files=[], symbols={}, warnings=[])
+    assert replay_warnings(silent, {"MANAUSD": 3}, ["MANAUSD", "ZRXUSD"]) == [
+        ReplayWarning(symbol="ZRXUSD", reason="no book: md.depth has none for it")]
+    said = ReplayWarning(symbol="ZRXUSD", reason="no book: gap while syncing")
+    told = ReplayReport(finished=True, book_within_s=60.0, files=[], symbols={}, warnings=[said])
+    assert replay_warnings(told, {"MANAUSD": 3}, ["MANAUSD", "ZRXUSD"]) == [said]
+    (missing,) = replay_warnings(None, {"MANAUSD": 3}, ["MANAUSD"])
+    assert "the collector wrote no replay report" in missing.reason
