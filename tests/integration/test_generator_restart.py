@@ -42,6 +42,7 @@ async def test_a_second_generator_run_still_moves_the_trade_profile(stack, bus):
     first_ids = np.concatenate([i64(b.ids) for b in first])
     second_ids = np.concatenate([i64(b.ids) for b in second])
     assert second_ids.min() > first_ids.max()
+    assert {b.tick_size for b in first + second} == {0.01}  # the instrument's configured tick
 
     # every trade of both runs is in the aggregator's window: none was dropped as a duplicate
     total = len(first_ids) + len(second_ids)

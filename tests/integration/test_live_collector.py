@@ -46,10 +46,11 @@ async def live(exchange, bus, isolated):
 
     async def start(**over) -> LiveSource:
         rt = RuntimeConfig(prefix=isolated.prefix, symbols=SYMBOLS, nats_url=isolated.urls.nats)
-        cfg = CollectorConfig(
-            runtime=rt, source="live", rest_url=exchange.rest_url, ws_url=exchange.ws_url,
-            depth=1000, snapshot_interval_s=0.5, resync_min_interval_s=0.5, stale_after_s=2.0, **over,
-        )
+        cfg = CollectorConfig(**{
+            "runtime": rt, "source": "live", "rest_url": exchange.rest_url, "ws_url": exchange.ws_url,
+            "depth": 1000, "snapshot_interval_s": 0.5, "resync_min_interval_s": 0.5, "stale_after_s": 2.0,
+            **over,
+        })
         service = Service("collector", rt)
         service.bus = bus
         src = LiveSource(cfg, service)
@@ -95,6 +96,22 @@ async def test_books_are_exactly_the_exchanges(live, exchange, bus):
             assert_exact(snap, exchange)
             assert snap.known_low <= f64(snap.bid_px).min()
             assert f64(snap.ask_px).max() <= snap.known_high
+
+
+async def test_books_and_trades_carry_the_tick_exchange_info_states(live, bus):
+    # on a 0.05 grid the price strings alone would say 0.01: the tick must be exchangeInfo's
+    coarse = BinanceStandIn(symbols=SYMBOLS, levels=300, tick=0.05)
+    await coarse.start()
+    try:
+        await live(rest_url=coarse.rest_url, ws_url=coarse.ws_url)
+        await synced(bus, n=2)
+        subjects = [bus.subjects.md_trade("binance", s) for s in SYMBOLS]
+        trades = [m for subject in subjects for _, m in await read_all(bus, "MD", subject, TradeBatch)]
+        books = [m for s in SYMBOLS for m in await depths(bus, s)]
+        assert trades
+        assert {m.tick_size for m in books + trades} == {0.05}
+    finally:
+        await coarse.stop()
 
 
 async def test_pings_are_answered_with_pongs(live, exchange, bus):
