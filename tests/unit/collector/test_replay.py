@@ -340,3 +340,16 @@ def test_an_aggtrades_csv_must_be_named_as_binance_names_it(tmp_path):
     renamed.write_bytes(rows)
     with pytest.raises(RecordingRefused, match="names its symbol only in its file name"):
         Recording([renamed])
+
+
+def test_a_first_book_later_than_the_stated_span_is_a_warning():
+    recording = Recording([HFT_0808])
+    session, _ = replay(list(recording.frames()), {"BTCUSDT"})
+    after = report_of(recording, session, ["BTCUSDT"]).symbols["BTCUSDT"].first_book_after_s
+    assert 0.2 < after < 0.3  # the snapshot came 0.27 s of recorded time after the first diff
+    ticks = {"BTCUSDT": session.ticks.tick("BTCUSDT")}
+    on_time = build_report(recording, ["BTCUSDT"], session.facts, ticks, book_within_s=after, finished=True)
+    assert on_time.warnings == []
+    late = build_report(recording, ["BTCUSDT"], session.facts, ticks, book_within_s=0.1, finished=True)
+    assert [w.reason for w in late.warnings] == [
+        f"first book only {after:.1f}s of recorded time after its first frame (replay_book_within_s is 0.1)"]
