@@ -7,6 +7,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from depthflow.common.messages import Zone
+from depthflow.common.pricing import bucket_edges
 from depthflow.peaks import zones as core
 from depthflow.peaks.zones import ZONE_FIELDS, Analysis, PeakParams, analyse
 from tests.unit.peaks import zones_reference as reference
@@ -283,6 +284,51 @@ def test_zones_are_on_their_side_and_inside_the_data(bids, asks, trades, mid, si
         assert out.value_area_low <= out.poc < out.value_area_high
         assert lo_all <= out.value_area_low
         assert out.value_area_high <= hi_all
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sparse_side(0, 120),
+    sparse_side(80, 200),
+    sparse_side(50, 150),
+    st.integers(90, 110),
+    st.floats(0.05, 0.95),
+    st.sampled_from([1, 2, 5]),
+    st.integers(-6, 3),
+    st.sampled_from(["combined", "normal", "ratio", "robust"]),
+)
+def test_scaling_every_price_and_the_bucket_by_a_power_of_ten_scales_the_output_and_nothing_else(
+    bids, asks, trades, mid_key, mid_frac, multiple, k, method
+):
+    """A coin at 0.000083 and one at 83,000 with the same book shape get the same analysis: every
+    threshold is relative to the price or to the profile's own volume, none counts dollars."""
+    (bk, bq), (ak, aq), (tk, tq) = bids, asks, trades
+    params = PeakParams(method=method)
+
+    def run(size: float) -> Analysis:
+        # prices are bucket edges as the aggregator labels them; the sizes decimals, as it picks them
+        bp, ap, tp = bucket_edges(bk, size), bucket_edges(ak, size), bucket_edges(tk, size)
+        mid = float(bucket_edges(mid_key, size)) + mid_frac * size
+        known_low = float(bucket_edges(min([*bk, *ak], default=mid_key), size))
+        known_high = float(bucket_edges(max([*bk, *ak], default=mid_key) + 1, size))
+        return analyse(bp, bq, ap, aq, size, mid, known_low, known_high, tp, tq, params)
+
+    base, scaled = run(float(multiple)), run(float(f"{multiple}e{k}"))
+    factor = 10.0**k
+    for name in ("support", "resistance", "resonance"):
+        want, got = getattr(base, name), getattr(scaled, name)
+        assert got.shape == want.shape, name
+        prices_at = [ZONE_FIELDS.index(f) for f in ("low", "high", "price")]
+        rest = [ZONE_FIELDS.index(f) for f in ("volume", "strength", "confidence")]
+        np.testing.assert_allclose(got[:, prices_at], want[:, prices_at] * factor, rtol=1e-9)
+        np.testing.assert_allclose(got[:, rest], want[:, rest], rtol=1e-9)
+    levels = ("poc", "value_area_low", "value_area_high")
+    want_levels = [getattr(base, n) * factor for n in levels]
+    np.testing.assert_allclose([getattr(scaled, n) for n in levels], want_levels, rtol=1e-9)
+    for name in ("high_volume_nodes", "low_volume_nodes", "vacuums"):
+        want, got = np.array(getattr(base, name)), np.array(getattr(scaled, name))
+        assert got.shape == want.shape, name
+        np.testing.assert_allclose(got, want * factor, rtol=1e-9)
 
 
 def same(a: object, b: object) -> bool:

@@ -33,6 +33,7 @@ class _Grid:
     real_lo: int  # first and last index holding data (the rest are the zero pads)
     real_hi: int
     total: float  # volume of the whole input profile, including buckets the cap left out
+    first: int  # bucket index of px[0]
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def _grid(
     first = k0 - lo_pad
     dense = np.bincount(keys - first, weights=vol, minlength=k1 - first + 1 + hi_pad)
     grid_px = (first + np.arange(dense.size)) * size
-    return _Grid(grid_px, dense, lo_pad, dense.size - 1 - hi_pad, total)
+    return _Grid(grid_px, dense, lo_pad, dense.size - 1 - hi_pad, total, first)
 
 
 def _weights(grid: _Grid, size: float, mid: float, scale: float) -> np.ndarray | None:
@@ -100,7 +101,7 @@ def _zones(grid: _Grid, size: float, peaks: list[Peak]) -> list[_Found]:
             continue
         lo, hi = max(p.low_index, grid.real_lo), min(p.high_index, grid.real_hi)
         volume = float(grid.vol[lo : hi + 1].sum())
-        low, high = float(grid.px[lo]), float(grid.px[hi] + size)
+        low, high = float(grid.px[lo]), float((grid.first + hi + 1) * size)
         zone = _zone(low, high, float(grid.px[p.index] + size / 2), volume, volume / total, p.confidence)
         out.append(_Found(float(grid.px[p.index]), zone))
     return out
@@ -263,7 +264,7 @@ def analyse(
 
     below = _below
     above = partial(_above, size=size)
-    reach = _buckets(p.resonance_tolerance, price, size) * size
+    reach = (_buckets(p.resonance_tolerance, price, size) + 0.5) * size  # peaks are whole buckets apart
     support = _side(sided(bid_found, below), sided(trade_found, below), reach, p.max_zones)
     resistance = _side(sided(ask_found, above), sided(trade_found, above), reach, p.max_zones)
     resonance = _resonance(bid_found + ask_found, trade_found, reach, p.max_zones)
@@ -278,6 +279,7 @@ def analyse(
             0,
             primary.real_hi - primary.real_lo,
             primary.total,
+            primary.first + primary.real_lo,
         )
         poc, val, vah, hvn, lvn = _levels(core, size, p, price)
     else:

@@ -237,7 +237,7 @@ def _zone_rows(first, size, v, real_lo, real_hi, total, idx, lo, hi, conf):  # t
             volume += v[u]
         peak = (first + i) * size
         rows[m, _LOW] = (first + a) * size
-        rows[m, _HIGH] = (first + b) * size + size
+        rows[m, _HIGH] = (first + b + 1) * size  # as a next zone's low: touching zones compare equal
         rows[m, _PRICE] = peak + size / 2
         rows[m, _VOLUME] = volume
         rows[m, _STRENGTH] = volume / share
@@ -539,7 +539,8 @@ def analyse(
     bids = _profile_grid((bpx, bq), size, mid, p, (False, True), weighted=True)
     asks = _profile_grid((apx, aq), size, mid, p, (True, False), weighted=True)
     trades = _profile_grid((tpx, tq), size, mid, p, (True, True), weighted=True)
-    reach = _buckets(p.resonance_tolerance, price, size) * size
+    # peaks lie whole buckets apart: half a bucket more keeps "within n buckets" off float ties
+    reach = (_buckets(p.resonance_tolerance, price, size) + 0.5) * size
     support, resistance, resonance = _zones(
         _zone_rows_of(bids, size, p), _zone_rows_of(asks, size, p), _zone_rows_of(trades, size, p),
         mid, size, reach, p.max_zones,
