@@ -353,3 +353,16 @@ def test_a_first_book_later_than_the_stated_span_is_a_warning():
     late = build_report(recording, ["BTCUSDT"], session.facts, ticks, book_within_s=0.1, finished=True)
     assert [w.reason for w in late.warnings] == [
         f"first book only {after:.1f}s of recorded time after its first frame (replay_book_within_s is 0.1)"]
+
+
+def test_a_gap_on_a_live_book_is_counted_in_the_report(tmp_path):
+    # MANAUSD synced at 108545653; its diff 108545657-659 lost afterwards: a gap on the live book
+    ws = tmp_path / "BINANCE_US.ws.1.0"
+    ws.write_bytes(b"".join(ln for ln in lines(BINANCE_US[1])
+                            if not (b'"s":"MANAUSD"' in ln and b'"U":108545657,' in ln)))
+    recording = Recording([BINANCE_US[0], ws])
+    session, _ = replay(list(recording.frames()), US_SYMBOLS)
+    symbols = report_of(recording, session, sorted(US_SYMBOLS)).symbols
+    assert symbols["MANAUSD"].gaps == 1
+    assert symbols["MANAUSD"].snapshots == {"synced": 1}
+    assert sum(r.gaps for r in symbols.values()) == 1

@@ -29,6 +29,7 @@ class SymbolReport(msgspec.Struct, frozen=True, kw_only=True):
     books: int
     diffs: int
     snapshots: dict[str, int]  # snapshot outcomes: synced, gap, snapshot_too_old, crossed, malformed (...)
+    gaps: int  # diffs out of sequence on a live book (each forces a resync)
     first_book_after_s: float | None  # recorded time from the symbol's first frame to its first book
     tick_size: float
 
@@ -112,7 +113,7 @@ def build_report(
         book_within_s=book_within_s,
         files=[FileReport(path=str(f.path), format=f.fmt, lines=f.lines, frames=f.frames,
                           skipped=dict(sorted(f.skipped.items()))) for f in recording.files],
-        symbols={s: SymbolReport(books=f.books, diffs=f.diffs, snapshots=dict(f.snapshots),
+        symbols={s: SymbolReport(books=f.books, diffs=f.diffs, snapshots=dict(f.snapshots), gaps=f.gaps,
                                  first_book_after_s=_after_s(f), tick_size=ticks.get(s, 0.0))
                  for s, f in sorted(facts.items())},
         warnings=symbol_warnings(symbols, facts, recording.snapshot_refusals(), recording.symbols,

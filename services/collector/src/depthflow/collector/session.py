@@ -57,7 +57,7 @@ class SymbolFacts:
     first_book_ns: int | None = None
     books: int = 0
     diffs: int = 0
-    snapshots: Counter[str] = field(default_factory=Counter)  # outcome (or "malformed: <reason>")
+    snapshots: Counter[str] = field(default_factory=Counter)  # outcome (or "malformed (<reason>)")
     gaps: int = 0  # out of sequence diffs on a live book
 
 

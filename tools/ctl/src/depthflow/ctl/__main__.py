@@ -1,7 +1,7 @@
 """``depthflow``: the operator command.
 
     depthflow up [--duration S] [--speed X] [--detach]   servers + bootstrap + five services + summary;
-                 [--replay FILE ...]                    restarts a crashed service; Ctrl-C stops all;
+                 [--replay FILE]...                     restarts a crashed service; Ctrl-C stops all;
                                                         a replay symbol without a book fails the run
     depthflow down                                      stop services, then servers; nothing is lost
     depthflow status                                    the live summary once
