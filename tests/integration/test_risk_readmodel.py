@@ -4,11 +4,15 @@ what the ledger holds, one venue at a time, and "nothing yet" before risk has mi
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import Counter
 
 import asyncpg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from depthflow.common.messages import SignalFused, SignalSide
+from depthflow.common.messages import Side, SignalFused, SignalSide
 from depthflow.risk.readmodel import DecisionCounts, decision_counts, latest_equity
 from depthflow.risk.storage import Filled, Ledger, Rejected
 
@@ -24,10 +28,10 @@ def signal(signal_id: str, symbol: str, side: SignalSide = "BUY", venue: str = "
     )
 
 
-def fill(signal_id: str, qty: float, equity_after: float) -> Filled:
+def fill(signal_id: str, qty: float, equity_after: float, side: Side = "BUY") -> Filled:
     price = 0.0060001
     return Filled(
-        detail="all checks passed", client_order_id=f"df-{signal_id}", side="BUY", qty=qty,
+        detail="all checks passed", client_order_id=f"df-{signal_id}", side=side, qty=qty,
         price=price, fee=qty * price * 0.001, position_after=qty, cash_after=START - qty * price,
         equity_after=equity_after,
     )
@@ -78,3 +82,58 @@ async def test_counts_and_equity_are_what_risks_own_storage_wrote(isolated):
             await other.close()
     finally:
         await conn.close()
+
+
+VENUES, SYMBOLS = ("binance", "elsewhere"), ("ALTBTC", "BTCFDUSD")
+entries = st.lists(st.tuples(st.sampled_from(VENUES), st.sampled_from(SYMBOLS),
+                             st.sampled_from(["flat", "refused", "kept", "filled"]),
+                             st.sampled_from(["BUY", "SELL"])), max_size=10)
+
+
+def test_counts_and_equity_match_a_tally_of_any_ledger(isolated):
+    """Whatever mix of decisions risk's storage writes, the read model's counts are the tally of
+    what was written, per venue and symbol, and the equity is the venue's latest fill's."""
+    loop = asyncio.new_event_loop()
+    url = isolated.urls.postgres
+    ledgers = {v: loop.run_until_complete(Ledger.open(url, v, START)) for v in VENUES}
+    conn = loop.run_until_complete(asyncpg.connect(url))
+
+    async def write(batch: list[tuple[str, str, str, Side]]) -> None:
+        await conn.execute("TRUNCATE risk.fills, risk.orders, risk.decisions, risk.equity, risk.positions")
+        await conn.execute("UPDATE risk.account SET cash = $1", START)
+        for i, (venue, symbol, kind, side) in enumerate(batch):
+            ledger, sid = ledgers[venue], f"s{i}"
+            if kind == "flat":
+                await reject(ledger, signal(sid, symbol, "FLAT", venue), Rejected("signal_flat", "-"))
+            elif kind == "refused":
+                await reject(ledger, signal(sid, symbol, side, venue), Rejected("order_rate", "-"))
+            elif kind == "kept":
+                rec = Rejected("infrastructure_unavailable", "-")
+                await ledger.record_kept(signal(sid, symbol, side, venue), rec)
+            else:
+                await approve(ledger, signal(sid, symbol, side, venue), fill(sid, 1.0, START - i, side))
+
+    try:
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(entries)
+        def any_ledger(batch: list[tuple[str, str, str, Side]]) -> None:
+            loop.run_until_complete(write(batch))
+            for venue in VENUES:
+                mine = [(sym, kind) for v, sym, kind, _ in batch if v == venue]
+                kinds = {sym: Counter(k for s, k in mine if s == sym) for sym, _ in mine}
+                assert loop.run_until_complete(decision_counts(conn, venue)) == {
+                    sym: DecisionCounts(orders=n["filled"], fills=n["filled"],
+                                        rejected=n["refused"] + n["kept"], actionable=n.total() - n["flat"])
+                    for sym, n in kinds.items()
+                }
+                fills = [i for i, (v, _, kind, _) in enumerate(batch) if v == venue and kind == "filled"]
+                expected = START - fills[-1] if fills else START
+                assert loop.run_until_complete(latest_equity(conn, venue)) == expected
+
+        any_ledger()
+    finally:
+        loop.run_until_complete(conn.close())
+        for ledger in ledgers.values():
+            loop.run_until_complete(ledger.close())
+        loop.close()
