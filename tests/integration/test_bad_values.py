@@ -36,6 +36,13 @@ def good_depth() -> bytes:
     return msgspec.msgpack.encode(depth())
 
 
+def book_at_60002() -> bytes:
+    """A book where the trades below are (mid 60,002, their median): the aggregator publishes its
+    changed profile with the next book, and this one leaves the reference price as it was."""
+    return raw(depth(), bid_px=f64_bytes([60_001.0]), bid_qty=f64_bytes([1.0]), ask_px=f64_bytes([60_003.0]),
+               ask_qty=f64_bytes([1.0]), known_low=60_001.0, known_high=60_003.0)
+
+
 async def dead_letters(bus, service: str, n: int) -> list[DeadLetter]:
     """The service's dead letters, once there are ``n``."""
     subject = bus.subjects.dlq(service)
@@ -128,11 +135,14 @@ async def test_bad_trades_are_dead_letters_and_the_good_batches_still_move_the_p
         msgspec.msgpack.encode(batch([12, 13], [60_000.0, 10.0])),  # the 10-and-3e6 pair ...
         msgspec.msgpack.encode(batch([12, 13], [60_000.0, 3e6])),  # ... that cost 183 MB
     ]
+    books = bus.subjects.md_depth("binance", SYM)
     await bus.js.publish(subject, msgspec.msgpack.encode(good))
+    await bus.js.publish(books, book_at_60002())
     for payload in bad:
         await bus.js.publish(subject, payload)
     resent = batch([6, 7, 8, 9, 10], px)  # the good trades of the NaN batch, sent again
     await bus.js.publish(subject, msgspec.msgpack.encode(resent))
+    await bus.js.publish(books, book_at_60002())
 
     letters = await dead_letters(bus, "aggregator", len(bad))
     reasons = [d.reason for d in sorted(letters, key=lambda d: d.stream_seq)]
@@ -170,18 +180,21 @@ async def test_a_restarted_aggregator_replays_past_its_dead_letters(stack, bus, 
     probex = msgspec.structs.replace(batch([5], [60_000.0]), symbol="PROBEX")  # admission refuses
     await bus.js.publish(bus.subjects.md_trade("binance", "PROBEX"), msgspec.msgpack.encode(probex))
     await bus.js.publish(subject, msgspec.msgpack.encode(batch([6], [60_002.0])))
+    books = bus.subjects.md_depth("binance", SYM)
+    await bus.js.publish(books, book_at_60002())  # the profile goes out with the book
     await dead_letters(bus, "aggregator", 2)
     out = bus.subjects.agg_profile("binance", SYM)
 
     async def profiles(n: int) -> bool:
         return await subject_count(bus, "AGG", out) == n
 
-    await wait_for(lambda: profiles(2), within_s=30)
+    await wait_for(lambda: profiles(1), within_s=30)
     os.kill(first.procs[0].pid, signal.SIGKILL)  # a crash: no checkpoint saved
     first.procs.clear()
     second = await stack("aggregator")
     await bus.js.publish(subject, msgspec.msgpack.encode(batch([7], [60_003.0])))
-    await wait_for(lambda: profiles(3), within_s=30)
+    await bus.js.publish(books, book_at_60002())
+    await wait_for(lambda: profiles(2), within_s=30)
     last = [m for _, m in await read_all(bus, "AGG", out, TradeProfile)][-1]
     assert last.trades_in_window == 4  # 2 + 1 replayed, 1 new; the refused batch not applied
     await asyncio.to_thread(second.stop)  # drains and saves a checkpoint per symbol it holds

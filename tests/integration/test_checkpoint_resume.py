@@ -1,5 +1,8 @@
 """A restarted aggregator or peaks service resumes exactly: state comes back from the Redis
-checkpoint plus a replay of what was acknowledged after it, so nothing is lost or doubled."""
+checkpoint plus a replay of what was acknowledged after it, so nothing is lost or doubled.
+
+The aggregator publishes its trade profile with the next book (when it changed), so each part of
+trades here is followed by one book."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import redis.asyncio as aioredis
 
 from depthflow.aggregator.profile import RollingProfile
 from depthflow.common.codec import encode
-from depthflow.common.messages import TradeBatch, TradeProfile, f64, f64_bytes, i64_bytes
+from depthflow.common.messages import DepthSnapshot, TradeBatch, TradeProfile, f64, f64_bytes, i64_bytes
 from tests.conftest import read_all, subject_count, wait_for
 
 SYM = "BTCFDUSD"
@@ -38,18 +41,39 @@ def batches(n: int, first_id: int, seed: int) -> list[TradeBatch]:
     return out
 
 
-async def assert_profile_is_the_sum_of(bus, sent: list[TradeBatch]) -> None:
-    """One profile per batch, the last equal to an oracle fed every batch once."""
+def book() -> DepthSnapshot:
+    now = time.time_ns()
+    return DepthSnapshot(
+        symbol=SYM, venue="binance", ts_event=now, ts_init=now, origin_ts=now, last_update_id=1,
+        bid_px=f64_bytes([59999.0]), bid_qty=f64_bytes([1.0]), ask_px=f64_bytes([60001.0]),
+        ask_qty=f64_bytes([1.0]), known_low=59999.0, known_high=60001.0, tick_size=0.01,
+    )
+
+
+async def assert_profile_becomes_the_sum_of(bus, sent: list[TradeBatch]) -> None:
+    """A book soon carries a profile equal to an oracle fed every batch once (1.0 is the size
+    chosen for 60,000 at a 0.01 tick), and no book carries more than one profile.
+
+    Why poll with fresh books: after a crash, a batch whose ack was lost comes again only after
+    ``ack_wait``, behind newer messages, and its trades reach consumers with the next book.
+    """
     oracle = RollingProfile(1.0)
     for b in sent:
         oracle.add(np.frombuffer(b.ids, np.int64), f64(b.px), f64(b.qty), np.frombuffer(b.ts, np.int64),
                    f64(b.buyer_maker))
-    out = bus.subjects.agg_profile("binance", SYM)
-    profiles = [m for _, m in await read_all(bus, "AGG", out, TradeProfile)]
-    assert len(profiles) == len(sent)
+    s = bus.subjects
+    profiles: list[TradeProfile] = []
+
+    async def caught_up() -> bool:
+        nonlocal profiles
+        await bus.js.publish(s.md_depth("binance", SYM), encode(book()))
+        profiles = [m for _, m in await read_all(bus, "AGG", s.agg_profile("binance", SYM), TradeProfile)]
+        return bool(profiles) and profiles[-1].trades_in_window == oracle.trades_in_window
+
+    await wait_for(caught_up, within_s=60)
+    assert len(profiles) <= await subject_count(bus, "AGG", s.agg_book("binance", SYM))
     last = profiles[-1]
     px, buy, sell = oracle.arrays()
-    assert last.trades_in_window == oracle.trades_in_window
     assert np.array_equal(f64(last.px), px)
     assert np.allclose(f64(last.buy_qty), buy, rtol=1e-12)
     assert np.allclose(f64(last.sell_qty), sell, rtol=1e-12)
@@ -57,18 +81,18 @@ async def assert_profile_is_the_sum_of(bus, sent: list[TradeBatch]) -> None:
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["crash", "drain"])
 async def test_aggregator_resumes_exactly_after_restart(stack, bus, how):
-    env = {"DEPTHFLOW_AGGREGATOR_CHECKPOINT_INTERVAL_S": "2"}
+    env = {"DEPTHFLOW_AGGREGATOR_CHECKPOINT_INTERVAL_S": "2", "DEPTHFLOW_ACK_WAIT_S": "2"}
     first = await stack("aggregator", **env)
     part1, part2 = batches(40, 1, seed=1), batches(30, 10_000, seed=2)
     await publish(bus, part1)
-    await profiles_reach(bus, len(part1))
+    await books_reach(bus, 1)
     os.kill(first.procs[0].pid, how)
     first.procs.clear()
     await publish(bus, part2)  # while the aggregator is down
     await stack("aggregator", **env)
-    await profiles_reach(bus, len(part1) + len(part2))
+    await books_reach(bus, 2)
 
-    await assert_profile_is_the_sum_of(bus, part1 + part2)
+    await assert_profile_becomes_the_sum_of(bus, part1 + part2)
 
 
 async def test_a_checkpoint_in_an_older_format_is_rebuilt_from_the_stream(stack, bus, isolated):
@@ -79,7 +103,7 @@ async def test_a_checkpoint_in_an_older_format_is_rebuilt_from_the_stream(stack,
     first = await stack("aggregator", **env)
     part1, part2 = batches(20, 1, seed=3), batches(15, 10_000, seed=4)
     await publish(bus, part1)
-    await profiles_reach(bus, len(part1))
+    await books_reach(bus, 1)
     codes = await asyncio.to_thread(first.stop)  # SIGTERM: drains and saves a checkpoint
     assert codes == {"aggregator": 0}
     r = aioredis.from_url(isolated.urls.redis)
@@ -92,20 +116,21 @@ async def test_a_checkpoint_in_an_older_format_is_rebuilt_from_the_stream(stack,
     await r.aclose()
     await publish(bus, part2)
     await stack("aggregator", **env)
-    await profiles_reach(bus, len(part1) + len(part2))
-    await assert_profile_is_the_sum_of(bus, part1 + part2)
+    await books_reach(bus, 2)
+    await assert_profile_becomes_the_sum_of(bus, part1 + part2)
 
 
 async def publish(bus, sent: list[TradeBatch]) -> None:
-    """Publish trade batches on the symbol's ``md.trade`` subject, in order."""
+    """Publish trade batches on the symbol's ``md.trade`` subject, in order, then a book."""
     subject = bus.subjects.md_trade("binance", SYM)
     for b in sent:
         await bus.js.publish(subject, encode(b))
+    await bus.js.publish(bus.subjects.md_depth("binance", SYM), encode(book()))
 
 
-async def profiles_reach(bus, n: int) -> None:
-    """Wait until the AGG stream holds at least ``n`` profiles of the symbol."""
-    out = bus.subjects.agg_profile("binance", SYM)
+async def books_reach(bus, n: int) -> None:
+    """Wait until the AGG stream holds at least ``n`` books of the symbol."""
+    out = bus.subjects.agg_book("binance", SYM)
 
     async def enough() -> bool:
         return await subject_count(bus, "AGG", out) >= n

@@ -106,6 +106,8 @@ async def test_malformed_input_is_dead_lettered_and_service_keeps_going(service,
             await bus.js.publish(subject, payload)
         sent += len(bad_payloads)
         await bus.js.publish(subject, encode(good()))
+        if builder == "md_trade":  # the aggregator publishes a changed profile with the next book
+            await bus.js.publish(subj.md_depth("binance", SYM), encode(depth()))
         out = getattr(subj, out_subject)("binance", SYM)
 
         async def produced(out_stream=out_stream, out=out) -> bool:
@@ -142,16 +144,20 @@ async def test_risk_answers_a_flat_signal_with_one_rejection(stack, bus):
 
 
 async def test_aggregator_profile_counts_trades_once(stack, bus):
+    """A replayed duplicate changes nothing: the book after it carries no new profile."""
     await stack("aggregator")
-    subject = bus.subjects.md_trade("binance", SYM)
+    subject, books = bus.subjects.md_trade("binance", SYM), bus.subjects.md_depth("binance", SYM)
     batch = encode(trades())
     await bus.js.publish(subject, batch)
     await bus.js.publish(subject, batch)  # a replayed duplicate, distinct stream message
-    out = bus.subjects.agg_profile("binance", SYM)
+    await bus.js.publish(books, encode(depth()))
+    await bus.js.publish(subject, batch)  # and once more after the book
+    await bus.js.publish(books, encode(depth()))
 
     async def two() -> bool:
-        return await subject_count(bus, "AGG", out) == 2
+        return await subject_count(bus, "AGG", bus.subjects.agg_book("binance", SYM)) == 2
 
     await wait_for(two, within_s=30)
+    out = bus.subjects.agg_profile("binance", SYM)
     profiles = [m for _, m in await read_all(bus, "AGG", out, TradeProfile)]
-    assert [p.trades_in_window for p in profiles] == [2, 2]
+    assert [p.trades_in_window for p in profiles] == [2]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from depthflow.common.messages import TradeBatch, TradeProfile, i64
+from depthflow.common.codec import encode
+from depthflow.common.messages import DepthSnapshot, TradeBatch, TradeProfile, f64, f64_bytes, i64
 from tests.conftest import read_all, wait_for
 
 SYMBOL = "BTCFDUSD"
@@ -46,6 +47,15 @@ async def test_a_second_generator_run_still_moves_the_trade_profile(stack, bus):
 
     # every trade of both runs is in the aggregator's window: none was dropped as a duplicate
     total = len(first_ids) + len(second_ids)
+    # the profile goes out with the next book, and a run may end with trades: one more book
+    last = second[-1]
+    mid = float(np.median(f64(last.px)))
+    low, high = mid * 0.999, mid * 1.001
+    await bus.js.publish(s.md_depth("binance", SYMBOL), encode(DepthSnapshot(
+        symbol=SYMBOL, venue="binance", ts_event=last.ts_event, ts_init=last.ts_init,
+        origin_ts=last.origin_ts, last_update_id=1, bid_px=f64_bytes([low]), bid_qty=f64_bytes([1.0]),
+        ask_px=f64_bytes([high]), ask_qty=f64_bytes([1.0]), known_low=low, known_high=high,
+    )))
 
     async def all_applied() -> bool:
         profiles = await read_all(bus, "AGG", s.agg_profile("binance", SYMBOL), TradeProfile)

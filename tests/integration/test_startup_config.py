@@ -10,7 +10,8 @@ import pytest
 @pytest.mark.parametrize(
     ("module", "env", "field"),
     [
-        ("depthflow.aggregator", {"DEPTHFLOW_AGGREGATOR_BUCKET_SIZE": "-1"}, "aggregator.bucket_size"),
+        ("depthflow.aggregator", {"DEPTHFLOW_AGGREGATOR_BUCKET_TARGET_REL": "-1"},
+         "aggregator.bucket_target_rel"),
         ("depthflow.risk", {"DEPTHFLOW_RISK_LIMITS__MAX_DRAWDOWN_PCT": "1.5"},
          "risk.limits.max_drawdown_pct"),
         ("depthflow.collector", {"DEPTHFLOW_COLLECTOR_DEPTH": "many"}, "collector.depth"),
@@ -51,7 +52,7 @@ def test_a_service_without_a_server_url_refuses_to_start(module, setting, tmp_pa
     path = tmp_path / "depthflow.yaml"
     path.write_text(
         "runtime:\n  symbols: [BTCFDUSD]\n"
-        "aggregator:\n  bucket_size: 1.0\n"
+        "aggregator:\n  bucket_sizes: {BTCFDUSD: 1.0}\n"
         "risk:\n  limits:\n    max_position_pct: 0.05\n"
         "collector:\n  source: generator\n"
     )
