@@ -19,7 +19,7 @@ import hashlib
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from numba import njit
 
@@ -52,7 +52,15 @@ def family_stamp(files: list[Path]) -> str:
 _STAMP = family_stamp(_family())
 
 
-def kernel(fn: F | None = None, /, *, stamp: str = _STAMP, **options: Any) -> Any:
+@overload
+def kernel(fn: F, /) -> F: ...
+
+
+@overload
+def kernel(*, stamp: str = ..., **options: Any) -> Callable[[F], F]: ...
+
+
+def kernel(fn: F | None = None, /, *, stamp: str = _STAMP, **options: Any) -> F | Callable[[F], F]:
     """``njit(cache=True, **options)`` whose cache entries are valid only for ``stamp`` (by
     default the peaks family's, see the module doc). Use bare (``@kernel``) or with options
     (``@kernel(fastmath=FAST)``)."""
