@@ -295,3 +295,17 @@ def test_a_poisoned_checkpoint_is_refused_so_the_state_is_rebuilt_from_the_strea
     p.totals[0, 0, 0] = np.nan
     with pytest.raises(IncompatibleState, match="non-finite or negative totals"):
         RollingProfile.from_bytes(p.to_bytes())
+
+
+def test_emptied_buckets_of_huge_quantities_leave_no_residue_in_the_profile():
+    """Quantities of a sub-cent coin run to 1e9 a trade: the float residue of taking two minutes
+    of them out of a window total (here 1.2e-7) is no volume, so the bucket is not listed once
+    its minutes left the window. Why relative to the window's volumes: an absolute 1e-12 listed it."""
+    p = RollingProfile(1e-8, window_min=120)
+    for tid, qty, minute, px in [(1, 1e9 + 0.7, 0, 0.00000101), (2, 1e9 + 0.1, 1, 0.00000101),
+                                 (3, 1e9 + 0.7, 62, 0.00000205)]:
+        p.add(np.array([tid]), np.array([px]), np.array([qty]), np.array([minute * NS_PER_MIN]), np.zeros(1))
+    px, buy, _ = p.arrays(60)  # minutes 0 and 1 have left the 60-minute window
+    assert px.tolist() == [0.00000205]
+    assert buy.tolist() == [1e9 + 0.7]
+    assert p.arrays()[0].tolist() == [0.00000101, 0.00000205]  # both still in the 120-minute one

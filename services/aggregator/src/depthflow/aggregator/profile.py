@@ -57,8 +57,11 @@ FORMAT_VERSION = 2
 """Version of the checkpoint format :meth:`RollingProfile.to_bytes` writes. Version 1 (which had
 no ``version`` field) kept one ``[side, key]`` totals array per window."""
 
-_RESIDUE = 1e-12
-"""Totals at or below this are float residue of subtraction, not volume: ``arrays`` skips them."""
+_RESIDUE_REL = 1e-12
+"""Totals at or below this fraction of the volume ever added are float residue of subtraction,
+not volume: ``arrays`` skips them. Why relative: a subtraction leaves a few units in the last
+place of the totals it worked on, and those scale with the quantities: trades of 1e9 units (a
+sub-cent coin) left 1.2e-7 in an emptied bucket, which an absolute 1e-12 listed as volume."""
 
 _I64 = types.Array(types.int64, 1, "C", readonly=True)
 _F64 = types.Array(types.float64, 1, "C", readonly=True)
@@ -369,10 +372,10 @@ def _expire(
             totals[w, b, s] = 0.0 if t < 0.0 else t
 
 
-@njit((_VOL, types.int64, types.float64), cache=True, nogil=True)
-def _nonempty(t: np.ndarray, base: int, size: float) -> np.ndarray:
+@njit((_VOL, types.int64, types.float64, types.float64), cache=True, nogil=True)
+def _nonempty(t: np.ndarray, base: int, size: float, floor: float) -> np.ndarray:
     """Rows of lower edges, buy and sell volume of the buckets of ``t`` (``[bucket, side]``)
-    with volume, as views of one ``[3, width]`` array.
+    with volume (above ``floor``), as views of one ``[3, width]`` array.
 
     Why one branch-free pass into a full-width scratch, and views rather than exact copies: the
     profile is mostly non-empty buckets, so a counting pass and the copies cost more than the
@@ -386,7 +389,7 @@ def _nonempty(t: np.ndarray, base: int, size: float) -> np.ndarray:
         out[0, o] = np.float64(b + base) * size
         out[1, o] = buy
         out[2, o] = sell
-        o += (buy > _RESIDUE) | (sell > _RESIDUE)
+        o += (buy > floor) | (sell > floor)
     return out[:, :o]
 
 
@@ -572,7 +575,8 @@ class RollingProfile:
         if w not in self.windows:
             raise ValueError(f"window {w} min is not kept; windows are {self.windows}")
         i = bisect_right(self.windows, w) - 1
-        px, buy, sell = _nonempty(self.totals[i], self.base, float(self.bucket_size))
+        floor = _RESIDUE_REL * self.ceiling  # the ceiling bounds every total the sums touched
+        px, buy, sell = _nonempty(self.totals[i], self.base, float(self.bucket_size), floor)
         return px, buy, sell
 
     def to_bytes(self) -> bytes:
