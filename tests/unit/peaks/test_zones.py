@@ -137,6 +137,18 @@ def test_vacuums_are_reported_only_inside_the_known_range():
     assert beyond.vacuums == [(40.0, 60.0), (140.0, 150.0)]
 
 
+def test_a_vacuum_must_be_a_fraction_of_the_price_wide_not_a_number_of_buckets():
+    # the same book bucket for bucket, two thin buckets in it: at a price of ~100 they are 2 % of
+    # it (a vacuum), at ~60,000 with the same bucket 3e-5 of it (under vacuum_min_width, 5e-5)
+    qty = np.full(40, 5.0)
+    qty[10:12] = 0.0
+    for base, want in ((60.0, 1), (59_960.0, 0)):
+        px = base + np.arange(40.0)
+        ask_px = base + 40 + np.arange(40.0)
+        out = analyse(px, qty, ask_px, np.full(40, 5.0), 1.0, base + 40, base, base + 80)
+        assert len(out.vacuums) == want, base
+
+
 def test_max_zones_caps_each_side():
     walls = {p: 10.0 + p % 7 for p in range(62, 99, 8)}
     bid_px, bid_q = side(60, 99, 1.0, walls)
