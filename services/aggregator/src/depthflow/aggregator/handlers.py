@@ -14,14 +14,18 @@ same outputs as the first time, or its book would take the id of the profile pub
 checkpoint re-applied, each book decides as it did before the restart; a book handled again
 (``published_at`` is its sequence) publishes again what it published first. An older checkpoint
 (a bare profile, from the build that published a profile per batch) starts with ``changed``
-false: that build had published every change.
+false: that build had published every change. What this cannot cover: a book that failed after
+publishing only its book (no profile owed), redelivered after a newer batch changed the profile,
+would now owe one and shift its book's id; the runtime's publishes wait out outages rather than
+fail, so a book fails between its outputs only on a bug.
 
 **Bucket size per symbol.** Chosen once, at the symbol's first book or batch with a price: the
 ``bucket_sizes`` override, else ``choose_bucket_size(tick, price, bucket_target_rel)`` (price:
 the book's mid or the batch's median), then kept with the profile and its checkpoint for the
 symbol's lifetime, because the rolling profile's buckets are built with it. A later tick that
 differs is logged once and changes nothing. A checkpoint from before per-symbol sizes keeps the
-size its profile was built with.
+size its profile was built with. An empty book before any price fixes nothing and goes out with
+the override, else the tick, else 1.0 as its size: it has no level for a size to be wrong about.
 
 What is a dead letter here, at once and never retried (``InvalidMessage``): anything the message
 types refuse on decode (non-finite, negative, unsorted, before 2017), anything the runtime refuses
