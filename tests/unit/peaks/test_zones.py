@@ -149,6 +149,17 @@ def test_a_vacuum_must_be_a_fraction_of_the_price_wide_not_a_number_of_buckets()
         assert len(out.vacuums) == want, base
 
 
+def test_the_value_area_grows_by_a_fraction_of_the_price_not_by_a_number_of_rows():
+    # CBOT's worked example (test_detection): one row a step gives 105-108, two rows 104-108. With
+    # 1-unit rows the step of 3.2e-5 of the price is one row at ~100 and two at ~60,000
+    vol = np.array([10, 15, 20, 60, 70, 150, 90, 80, 50, 10], dtype=float)
+    none = np.empty(0)
+    for base, low in ((0.0, 105.0), (59_900.0, 60_004.0)):
+        px = base + np.arange(101.0, 111.0)
+        out = analyse(none, none, none, none, 1.0, base + 105.5, 0.0, 0.0, px, vol)
+        assert (out.value_area_low, out.value_area_high) == (low, base + 109.0)
+
+
 def test_max_zones_caps_each_side():
     walls = {p: 10.0 + p % 7 for p in range(62, 99, 8)}
     bid_px, bid_q = side(60, 99, 1.0, walls)
