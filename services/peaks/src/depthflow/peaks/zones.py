@@ -21,7 +21,7 @@ shares of different totals, so they do not compare; the detectors' confidences d
 Relative thresholds: price widths (the value area's step, the vacuums' minimum width, the
 resonance tolerance) are fractions of the mid, turned into whole buckets here (at least one);
 volumes compare only with their own profile. So multiplying every price and the bucket size by
-a constant multiplies every output price by it and changes nothing else.
+10^k multiplies every output price by 10^k and changes nothing else (a property test checks it).
 
 Why dense grids: the aggregator sends only non-empty buckets, but "the next row" of a value area
 and "a neighbour" of a peak mean the next *price*, so each profile is laid on a regular grid of
@@ -41,10 +41,9 @@ mid and resistance strictly above.
 Why kernels all the way to the ranked zones: a 5000-level book gives each profile tens of peaks,
 and building, clipping, pairing and ranking them as Python objects cost ~1.5 ms a snapshot, ten
 times the detectors themselves. Here a zone is a row of a float array (columns ``_LOW`` ...
-``_PEAK``) from the grid to the ranking, and only the few reported zones become objects. The
-kernels in this module call only each other: numba's on-disk cache does not notice a change in a
-kernel of another module, so a cached kernel here must not inline one from there (the detectors
-are called from Python, between kernels).
+``_PEAK``) from the grid to the ranking, and only the few reported zones become objects (by the
+handler). Kernels here may call kernels of other modules (the bucket rule of
+``depthflow.common.pricing``): :func:`depthflow.peaks.jit.kernel` keeps numba's cache right.
 """
 
 from __future__ import annotations
