@@ -12,7 +12,8 @@ import msgspec
 import pytest
 
 from depthflow.common.messages import BookBuckets, PriceBand, TradeProfile, Zone, ZonesDetected, f64
-from depthflow.ctl.plot import clip_vacuums, latest_from_replay, render
+from depthflow.ctl.inprocess import latest_from_replay
+from depthflow.ctl.plot import clip_vacuums, render
 from tests.data import CRYPTOFEED
 
 

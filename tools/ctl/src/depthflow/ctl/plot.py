@@ -10,9 +10,9 @@ display, no global backend state, safe from any thread) for reports and chat, an
 self-contained interactive HTML page (plotly, with plotly.js embedded so it opens offline) for
 zooming into a 1-unit bucket inside a range hundreds of buckets tall.
 
-Data come from the live bus (the last message of each subject in JetStream) or from a recorded
-file run in-process through the collector session and the aggregator and peaks handlers, i.e.
-the exact code the services run, so a replay picture is what the pipeline would have published.
+The renderers take messages only: where they come from (the live bus, :mod:`depthflow.ctl.latest`,
+or a recorded file run through the services' own handlers, :mod:`depthflow.ctl.inprocess`) is
+the caller's business, so this module imports no service and draws what it is given.
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
-from depthflow.common.devstack import ServerUrls
 from depthflow.common.messages import BookBuckets, PriceBand, TradeProfile, Zone, ZonesDetected, f64
 
 # --- colours: book sides in plain green/red, trades in darker shades so the two never blur -----
@@ -42,9 +40,6 @@ RESONANCE = "#ff7f0e"
 VACUUM = "#7f7f7f"
 MID = "#000000"
 KNOWN = "#555555"
-
-T = TypeVar("T")
-
 
 @dataclass(frozen=True)
 class Drawn:
@@ -308,8 +303,8 @@ def _render_png(
             text = f"{name}{i} {z.price:,.10g}  vol {_qty(z.volume)}  conf {z.confidence:.2f}"
             marks.append((z.price, text, colour))
     ytr = ax_tr.get_yaxis_transform()
-    for (y, y_label), label, colour in _spread(marks, lo, hi, min_gap=(hi - lo) / 50):
-        ax_tr.annotate(label, xy=(1.0, y), xycoords=ytr, xytext=(1.03, y_label), textcoords=ytr,
+    for (price, y_label), label, colour in _spread(marks, lo, hi, min_gap=(hi - lo) / 50):
+        ax_tr.annotate(label, xy=(1.0, price), xycoords=ytr, xytext=(1.03, y_label), textcoords=ytr,
                        fontsize=8.5, color=colour, va="center", annotation_clip=False,
                        arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.7, "shrinkA": 0, "shrinkB": 0})
     for nodes, face in ((d.high_volume_nodes, POC), (d.low_volume_nodes, "none")):
@@ -530,104 +525,3 @@ def render(
     _render_png(book, profile, zones, drawn, Path(out_png), title)
     _render_html(book, profile, zones, drawn, Path(out_html), title)
     return drawn
-
-
-Latest = tuple[BookBuckets, TradeProfile | None, ZonesDetected]
-
-
-async def latest_from_bus(urls: ServerUrls | str, prefix: str, venue: str, symbol: str) -> Latest:
-    """Return the last book, profile and zones of ``symbol`` kept in JetStream.
-
-    ``urls`` is the servers' :class:`ServerUrls` (or just a NATS URL). The
-    profile may be missing (no trades yet); the book and zones may not, the picture would be empty.
-    """
-    import nats.errors
-    from nats.js.errors import NotFoundError
-
-    from depthflow.common.bus import Bus
-    from depthflow.common.codec import Decoder
-
-    url = urls if isinstance(urls, str) else urls.nats
-    bus = await Bus.connect(url, prefix, name="depthflow-plot")
-    try:
-        s = bus.subjects
-
-        async def last(stream: str, subject: str, dec: Decoder[T]) -> T | None:
-            try:
-                raw = await bus.js.get_last_msg(s.stream(stream), subject)
-            except (NotFoundError, nats.errors.Error):
-                return None
-            return dec.decode(raw.data or b"")
-
-        # zones first: the book read next is then the same one or one cadence newer, never older
-        zones = await last("PEAKS", s.peaks_zones(venue, symbol), Decoder[ZonesDetected](ZonesDetected))
-        book = await last("AGG", s.agg_book(venue, symbol), Decoder[BookBuckets](BookBuckets))
-        profile = await last("AGG", s.agg_profile(venue, symbol), Decoder[TradeProfile](TradeProfile))
-    finally:
-        await bus.close()
-    if book is None or zones is None:
-        missing = " and ".join(n for n, m in (("book", book), ("zones", zones)) if m is None)
-        raise LookupError(f"no {missing} for {venue}/{symbol} on the bus (is the pipeline running?)")
-    return book, profile, zones
-
-
-async def latest_from_replay(
-    path: Path, symbol: str, until_s: float | None = None, *, venue: str = "binance"
-) -> Latest:
-    """Replay ``path`` through collector session → aggregator → peaks in-process; return the last
-    zones and the book and profile they were computed from (at ``until_s`` seconds of recorded
-    time after the first frame, or at the end of the file).
-
-    The profile returned is the one peaks held when it computed those zones, not a later one,
-    so POC and value area in the picture always match the trade bars drawn next to them.
-    """
-    from depthflow.aggregator.config import AggregatorConfig
-    from depthflow.aggregator.handlers import AggregatorHandlers
-    from depthflow.collector.recording import read_frames
-    from depthflow.collector.session import MarketSession
-    from depthflow.common.messages import DepthSnapshot, TradeBatch
-    from depthflow.common.runtime import Delivery
-    from depthflow.common.subjects import Subjects
-    from depthflow.peaks.config import PeaksConfig
-    from depthflow.peaks.handlers import PeaksHandlers
-
-    subjects = Subjects()
-    session = MarketSession(venue, {symbol}, depth=5000)
-    agg = AggregatorHandlers(AggregatorConfig(), subjects)
-    peaks = PeaksHandlers(PeaksConfig(), subjects)
-    seq = itertools.count(1)
-    profile: TradeProfile | None = None
-    found: Latest | None = None
-
-    async def feed(msgs: Sequence[object]) -> None:
-        nonlocal profile, found
-        for m in msgs:
-            if isinstance(m, DepthSnapshot):
-                d = Delivery(subjects.md_depth(venue, symbol), "MD", next(seq), 1)
-                for out in await agg.on_depth_snapshot(m, d):  # [profile if changed, book]
-                    d = Delivery(out.subject, "AGG", next(seq), 1)
-                    if isinstance(out.message, TradeProfile):
-                        profile = out.message
-                        await peaks.on_trade_profile(profile, d)
-                        continue
-                    assert isinstance(out.message, BookBuckets)
-                    for z in await peaks.on_book_buckets(out.message, d):
-                        assert isinstance(z.message, ZonesDetected)
-                        found = (out.message, profile, z.message)
-            elif isinstance(m, TradeBatch):  # updates the aggregator's profile; publishes nothing
-                d = Delivery(subjects.md_trade(venue, symbol), "MD", next(seq), 1)
-                await agg.on_trade_batch(m, d)
-
-    first_ns: int | None = None
-    for frame in read_frames(Path(path)):
-        first_ns = frame.recv_ns if first_ns is None else first_ns
-        if until_s is not None and frame.recv_ns - first_ns > until_s * 1e9:
-            break
-        await feed(session.on_frame(frame))
-    # trades still waiting for their 100 ms window: the services would publish them too, but no
-    # book follows them here, so they change no zones; fed anyway so the order of calls is real
-    await feed(session.flush())
-    if found is None:
-        where = f"in the first {until_s:g} s of" if until_s is not None else "in"
-        raise LookupError(f"no {symbol} book {where} {path} (frames: {dict(session.stats)})")
-    return found

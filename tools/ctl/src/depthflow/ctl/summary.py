@@ -8,6 +8,7 @@ relative to a baseline taken at start, so a state folder reused across runs repo
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,11 +21,14 @@ from depthflow.collector.replay_report import ReplayReport, ReplayWarning
 from depthflow.common.bus import Bus
 from depthflow.common.codec import Decoder
 from depthflow.common.messages import SignalFused, ZonesDetected
-from depthflow.common.subjects import STREAM_DOMAINS
+from depthflow.common.subjects import STREAM_DOMAINS, ParsedSubject, Subjects
+from depthflow.ctl.prices import format_price
+from depthflow.risk.readmodel import decision_counts, latest_equity
 
 STAGES = ("md.depth", "md.trade", "agg.book", "agg.profile", "peaks.zones", "signal.fused")
-_zones = Decoder(ZonesDetected)
-_signal = Decoder(SignalFused)
+LATEST_SHOWN = ("peaks.zones", "signal.fused")  # stages whose last message the summary shows
+_zones = Decoder[ZonesDetected](ZonesDetected)
+_signal = Decoder[SignalFused](SignalFused)
 
 
 @dataclass
@@ -68,7 +72,7 @@ class Snapshot:
 
 
 async def collect(bus: Bus, postgres_url: str, venue: str) -> Snapshot:
-    """Read counts from the streams and the ledger."""
+    """Read counts from the streams and the ledger (through risk's read model)."""
     snap = Snapshot()
     subj = bus.subjects
     for name in STREAM_DOMAINS:
@@ -76,51 +80,54 @@ async def collect(bus: Bus, postgres_url: str, venue: str) -> Snapshot:
             info = await bus.js.stream_info(subj.stream(name), subjects_filter=">")
         except NotFoundError:
             continue
-        for subject, n in (info.state.subjects or {}).items():
-            tokens = subject.split(".")[1:] if subj.prefix else subject.split(".")
-            if name == "DLQ":
-                snap.dead_letters += n
-                continue
-            stage = ".".join(tokens[:2])
-            snap.counts.setdefault(stage, {})[tokens[-1]] = n
-            if stage in ("peaks.zones", "signal.fused"):
-                await _latest(bus, name, subject, stage, tokens[-1], snap)
+        for subject, parsed in count_subjects(snap, subj, info.state.subjects or {}):
+            await _latest(bus, name, subject, parsed, snap)
     conn = await asyncpg.connect(postgres_url, timeout=5)
     try:
-        if await conn.fetchval("SELECT to_regclass('risk.decisions') IS NOT NULL"):
-            for r in await conn.fetch(
-                "SELECT d.symbol, count(*) FILTER (WHERE d.approved) AS orders,"
-                " count(f.client_order_id) AS fills, count(*) FILTER (WHERE NOT d.approved"
-                " AND d.reason <> 'signal_flat') AS rejected, count(*) FILTER"
-                " (WHERE d.side <> 'FLAT') AS actionable FROM risk.decisions d"
-                " LEFT JOIN risk.orders o USING (signal_id) LEFT JOIN risk.fills f"
-                " USING (client_order_id) WHERE d.venue = $1 GROUP BY d.symbol",
-                venue,
-            ):
-                snap.orders[r["symbol"]] = r["orders"]
-                snap.fills[r["symbol"]] = r["fills"]
-                snap.rejected[r["symbol"]] = r["rejected"]
-                snap.actionable[r["symbol"]] = r["actionable"]
-            eq = await conn.fetchval(
-                "SELECT equity FROM risk.equity WHERE venue = $1 ORDER BY ts DESC LIMIT 1", venue
-            )
-            if eq is None:
-                eq = await conn.fetchval("SELECT cash FROM risk.account WHERE venue = $1", venue)
-            snap.equity = float(eq) if eq is not None else None
+        for symbol, counts in (await decision_counts(conn, venue)).items():
+            snap.orders[symbol] = counts.orders
+            snap.fills[symbol] = counts.fills
+            snap.rejected[symbol] = counts.rejected
+            snap.actionable[symbol] = counts.actionable
+        snap.equity = await latest_equity(conn, venue)
     finally:
         await conn.close()
     return snap
 
 
-async def _latest(bus: Bus, stream: str, subject: str, stage: str, symbol: str, snap: Snapshot) -> None:
+def count_subjects(
+    snap: Snapshot, subjects: Subjects, per_subject: Mapping[str, int]
+) -> list[tuple[str, ParsedSubject]]:
+    """Add one stream's message counts per subject to ``snap`` (dead letters as one number,
+    market subjects per stage and symbol); return the subjects whose last message the summary
+    shows (zones and signals).
+
+    A subject :meth:`Subjects.parse` does not know (no builder makes it) is not counted: it is
+    nothing the pipeline published."""
+    shown = []
+    for subject, n in per_subject.items():
+        try:
+            parsed = subjects.parse(subject)
+        except ValueError:
+            continue
+        if parsed.domain == "dlq":
+            snap.dead_letters += n
+        elif parsed.symbol:
+            snap.counts.setdefault(parsed.stage, {})[parsed.symbol] = n
+            if parsed.stage in LATEST_SHOWN:
+                shown.append((subject, parsed))
+    return shown
+
+
+async def _latest(bus: Bus, stream: str, subject: str, parsed: ParsedSubject, snap: Snapshot) -> None:
     try:
         raw = await bus.js.get_last_msg(bus.subjects.stream(stream), subject)
     except (NotFoundError, nats.errors.Error):
         return
-    if stage == "peaks.zones":
-        snap.zones[symbol] = _zones.decode(raw.data or b"")
+    if parsed.stage == "peaks.zones":
+        snap.zones[parsed.symbol] = _zones.decode(raw.data or b"")
     else:
-        snap.signals[symbol] = _signal.decode(raw.data or b"")
+        snap.signals[parsed.symbol] = _signal.decode(raw.data or b"")
 
 
 def render(snap: Snapshot, symbols: list[str], elapsed: float, restarts: dict[str, int] | None = None) -> str:
@@ -139,18 +146,25 @@ def render(snap: Snapshot, symbols: list[str], elapsed: float, restarts: dict[st
         )
         z = snap.zones.get(sym)
         if z is not None:
-            sup = ", ".join(f"{s.low:.0f}-{s.high:.0f}" for s in z.support[:3]) or "-"
-            res = ", ".join(f"{r.low:.0f}-{r.high:.0f}" for r in z.resistance[:3]) or "-"
-            lines.append(
-                f"             mid {z.mid:,.2f}  POC {z.poc:,.0f}  VA {z.value_area_low:,.0f}"
-                f"-{z.value_area_high:,.0f}  support {sup}  resistance {res}"
-            )
+            lines.append(f"             {_zones_line(z)}")
         s = snap.signals.get(sym)
         if s is not None:
             lines.append(
                 f"             signal {s.side:<4} score {s.score:+.3f} mode {s.mode}"
             )
     return "\n".join(lines)
+
+
+def _zones_line(z: ZonesDetected) -> str:
+    """Mid, POC, value area and the three strongest zones a side, at the symbol's precision."""
+
+    def px(price: float) -> str:
+        return format_price(price, z.tick_size, z.bucket_size)
+
+    sup = ", ".join(f"{px(s.low)}-{px(s.high)}" for s in z.support[:3]) or "-"
+    res = ", ".join(f"{px(r.low)}-{px(r.high)}" for r in z.resistance[:3]) or "-"
+    return (f"mid {px(z.mid)}  POC {px(z.poc)}  VA {px(z.value_area_low)}-{px(z.value_area_high)}"
+            f"  support {sup}  resistance {res}")
 
 
 def final_json(
