@@ -1,11 +1,14 @@
 """``depthflow plot`` on real recorded Binance traffic: the replay runs the services' own code,
 the PNG and the HTML come out readable and self-contained, and every zone peaks sent is drawn
-(vacuums only inside the book's known range: outside it the book is unknown, not empty)."""
+(vacuums only inside the book's known range: outside it the book is unknown, not empty); prices
+are printed at the symbol's precision, and the renderers import no service."""
 
 from __future__ import annotations
 
 import re
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -97,3 +100,22 @@ def test_clip_vacuums_drops_empty_intersections() -> None:
     kept, dropped = clip_vacuums([PriceBand(low=0, high=5), PriceBand(low=5, high=8)], 5.0, 10.0)
     assert kept == [PriceBand(low=5, high=8)]
     assert dropped == 1
+
+
+async def test_prices_are_printed_at_the_symbols_tick(replayed, tmp_path: Path) -> None:
+    book, profile, zones = replayed
+    fine = msgspec.structs.replace(zones, tick_size=0.0001)
+    drawn = render(book, profile, fine, tmp_path / "f.png", tmp_path / "f.html")
+    assert drawn.price_decimals == 4
+    assert drawn.axis_decimals == 0  # 1-unit buckets: whole prices on the axis
+    page = (tmp_path / "f.html").read_text()
+    assert f"POC {zones.poc:.4f}" in page
+    assert f"mid {zones.mid:.4f}" in page
+
+
+def test_the_renderers_import_no_service() -> None:
+    """The in-process pipeline lives in depthflow.ctl.inprocess: drawing needs messages only."""
+    probe = ("import sys, depthflow.ctl.plot; print(sorted(m for m in sys.modules if m.startswith("
+             "('depthflow.collector', 'depthflow.aggregator', 'depthflow.peaks', 'depthflow.risk'))))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

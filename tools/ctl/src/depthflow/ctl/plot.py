@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from depthflow.common.messages import BookBuckets, PriceBand, TradeProfile, Zone, ZonesDetected, f64
+from depthflow.ctl.prices import price_decimals, step_decimals
 
 # --- colours: book sides in plain green/red, trades in darker shades so the two never blur -----
 BID = "#2ca02c"
@@ -60,6 +61,12 @@ class Drawn:
     low_volume_nodes: list[float] = field(default_factory=list)
     png: Path | None = None
     html: Path | None = None
+    price_decimals: int = 2  # every price printed: the symbol's tick (see depthflow.ctl.prices)
+    axis_decimals: int = 0  # price axis labels: the bucket size's, the finest step a bar has
+
+    def price(self, value: float) -> str:
+        """``value`` as every price on the picture is printed: at the symbol's precision."""
+        return f"{value:.{self.price_decimals}f}"
 
 
 # --- geometry shared by both renderers ---------------------------------------------------------
@@ -147,11 +154,12 @@ def _title(book: BookBuckets, zones: ZonesDetected, source: str) -> str:
     return t
 
 
-def _summary(book: BookBuckets, profile: TradeProfile | None, zones: ZonesDetected) -> list[str]:
+def _summary(book: BookBuckets, profile: TradeProfile | None, zones: ZonesDetected, d: Drawn) -> list[str]:
+    px = d.price
     lines = [
-        f"bid {zones.best_bid:,.10g}  ask {zones.best_ask:,.10g}  mid {zones.mid:,.10g}",
-        f"bucket {book.bucket_size:g}  known {book.known_low:,.10g} .. {book.known_high:,.10g}",
-        f"POC {zones.poc:,.10g}  VA {zones.value_area_low:,.10g} .. {zones.value_area_high:,.10g}",
+        f"bid {px(zones.best_bid)}  ask {px(zones.best_ask)}  mid {px(zones.mid)}",
+        f"bucket {book.bucket_size:g}  known {px(book.known_low)} .. {px(book.known_high)}",
+        f"POC {px(zones.poc)}  VA {px(zones.value_area_low)} .. {px(zones.value_area_high)}",
         f"depth near mid: bid {zones.bid_depth_near:,.3f}  ask {zones.ask_depth_near:,.3f}",
     ]
     if profile is not None:
@@ -271,7 +279,7 @@ def _render_png(
     ax_tr = fig.add_subplot(gs[1], sharey=ax_book)
     size = book.bucket_size
     lo, hi = d.price_range
-    price_fmt = FuncFormatter(lambda v, _: f"{v:,.0f}")
+    price_fmt = FuncFormatter(lambda v, _: f"{v:,.{d.axis_decimals}f}")
 
     # bars cover exactly the bucket [px, px + size) (half of it where both sides hold it)
     top = 0.0
@@ -296,11 +304,11 @@ def _render_png(
 
     # a 1-unit zone is ~1 px tall at this scale: a label with a leader line right of the trade
     # panel makes every zone findable; labels are pushed apart so they never overprint
-    marks = [(d.poc, f"POC {d.poc:,.10g}", POC), (d.mid, f"mid {d.mid:,.10g}", MID)]
+    marks = [(d.poc, f"POC {d.price(d.poc)}", POC), (d.mid, f"mid {d.price(d.mid)}", MID)]
     for name, zs, colour in (("S", d.support, SUPPORT), ("R", d.resistance, RESISTANCE),
                              ("RZ", d.resonance, RESONANCE)):
         for i, z in enumerate(zs, 1):
-            text = f"{name}{i} {z.price:,.10g}  vol {_qty(z.volume)}  conf {z.confidence:.2f}"
+            text = f"{name}{i} {d.price(z.price)}  vol {_qty(z.volume)}  conf {z.confidence:.2f}"
             marks.append((z.price, text, colour))
     ytr = ax_tr.get_yaxis_transform()
     for (price, y_label), label, colour in _spread(marks, lo, hi, min_gap=(hi - lo) / 50):
@@ -334,7 +342,7 @@ def _render_png(
     ax_book.set_title("order book (bucketed)", fontsize=11)
     ax_tr.set_title("trade profile (buy + sell stacked)", fontsize=11)
     fig.suptitle(title, fontsize=14, fontweight="bold", y=0.985)
-    summary = _summary(book, profile, zones)
+    summary = _summary(book, profile, zones, d)
     fig.text(0.065, 0.935, "   |   ".join(summary[:3]), fontsize=9.5, color="#333333")
     fig.text(0.065, 0.915, "   |   ".join(summary[3:]), fontsize=9.5, color="#333333")
 
@@ -392,6 +400,8 @@ def _render_html(
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, column_widths=[0.6, 0.4], horizontal_spacing=0.02,
                         subplot_titles=("order book (bucketed)", "trade profile (buy + sell stacked)"))
     size = book.bucket_size
+    dec = d.price_decimals
+    fmt = d.price  # every price at the symbol's precision
 
     def bars(px: np.ndarray, qty: np.ndarray, width: float | np.ndarray, name: str, colour: str, col: int,
              base: np.ndarray | None = None, edges: np.ndarray | None = None) -> None:
@@ -401,7 +411,7 @@ def _render_html(
         fig.add_trace(go.Bar(
             x=qty, y=px + np.asarray(width) / 2, base=base, width=width, orientation="h", name=name,
             marker={"color": colour, "line": {"width": 0}}, customdata=edges,
-            hovertemplate=f"{name}<br>price %{{customdata[0]:,.10~g}} .. %{{customdata[1]:,.10~g}}"
+            hovertemplate=f"{name}<br>price %{{customdata[0]:.{dec}f}} .. %{{customdata[1]:.{dec}f}}"
                           f"<br>qty %{{x:,.4f}}<extra></extra>",
         ), row=1, col=col)
 
@@ -443,30 +453,30 @@ def _render_html(
     # markers at every level on the panel's outer edge, so each one has a hover and a legend entry
     xmax = max(float(f64(book.bid_qty).max(initial=0)), float(f64(book.ask_qty).max(initial=0)), 1e-9)
     levels: list[tuple[str, str, str, list[float], list[str]]] = [
-        ("POC", POC, "diamond", [d.poc], [f"POC {d.poc:,.10g}"]),
+        ("POC", POC, "diamond", [d.poc], [f"POC {fmt(d.poc)}"]),
         ("value area", VALUE_AREA, "line-ew-open", list(d.value_area),
-         [f"value area low {d.value_area[0]:,.10g}", f"value area high {d.value_area[1]:,.10g}"]),
+         [f"value area low {fmt(d.value_area[0])}", f"value area high {fmt(d.value_area[1])}"]),
         ("mid", MID, "line-ew-open", [d.mid],
-         [f"mid {d.mid:,.10g}<br>bid {zones.best_bid:,.10g}  ask {zones.best_ask:,.10g}"]),
+         [f"mid {fmt(d.mid)}<br>bid {fmt(zones.best_bid)}  ask {fmt(zones.best_ask)}"]),
         ("known range", KNOWN, "line-ew-open", list(d.known_range),
-         [f"book known from {d.known_range[0]:,.10g}", f"book known up to {d.known_range[1]:,.10g}"]),
+         [f"book known from {fmt(d.known_range[0])}", f"book known up to {fmt(d.known_range[1])}"]),
     ]
     for name, colour, zs in (("support", SUPPORT, d.support), ("resistance", RESISTANCE, d.resistance),
                              ("resonance", RESONANCE, d.resonance)):
         if zs:
             levels.append((name, colour, "triangle-left", [z.price for z in zs], [
-                f"{name} {i}: peak {z.price:,.10g}<br>band {z.low:,.10g} .. {z.high:,.10g}"
+                f"{name} {i}: peak {fmt(z.price)}<br>band {fmt(z.low)} .. {fmt(z.high)}"
                 f"<br>volume {z.volume:,.4f}  strength {z.strength:.3f}<br>confidence {z.confidence:.2f}"
                 for i, z in enumerate(zs, 1)]))
     if d.vacuums:
         levels.append(("liquidity vacuum", VACUUM, "square-open", [(v.low + v.high) / 2 for v in d.vacuums],
-                       [f"liquidity vacuum {v.low:,.10g} .. {v.high:,.10g}" for v in d.vacuums]))
+                       [f"liquidity vacuum {fmt(v.low)} .. {fmt(v.high)}" for v in d.vacuums]))
     if d.high_volume_nodes:
         levels.append(("high volume node", POC, "triangle-left", d.high_volume_nodes,
-                       [f"high volume node {y:,.10g}" for y in d.high_volume_nodes]))
+                       [f"high volume node {fmt(y)}" for y in d.high_volume_nodes]))
     if d.low_volume_nodes:
         levels.append(("low volume node", POC, "triangle-left-open", d.low_volume_nodes,
-                       [f"low volume node {y:,.10g}" for y in d.low_volume_nodes]))
+                       [f"low volume node {fmt(y)}" for y in d.low_volume_nodes]))
     for name, colour, symbol, ys, texts in levels:
         fig.add_trace(go.Scatter(
             x=[xmax * 1.02] * len(ys), y=ys, mode="markers", name=name, text=texts,
@@ -474,11 +484,11 @@ def _render_html(
             hovertemplate="%{text}<extra></extra>",
         ), row=1, col=1)
 
-    fig.update_yaxes(range=[lo, hi], title_text="price", tickformat=",.0f", row=1, col=1)
+    fig.update_yaxes(range=[lo, hi], title_text="price", tickformat=f",.{d.axis_decimals}f", row=1, col=1)
     fig.update_xaxes(autorange="reversed", title_text=f"resting quantity per {size:g} bucket", row=1, col=1)
     fig.update_xaxes(title_text="traded quantity per bucket", rangemode="tozero", row=1, col=2)
     fig.update_layout(
-        title={"text": title + "<br><sup>" + "  |  ".join(_summary(book, profile, zones)) + "</sup>"},
+        title={"text": title + "<br><sup>" + "  |  ".join(_summary(book, profile, zones, d)) + "</sup>"},
         template="plotly_white", hovermode="closest", height=950, margin={"t": 110}, barmode="overlay",
         bargap=0, legend={"orientation": "v", "x": 1.01, "y": 1.0}, shapes=shapes,
     )
@@ -518,6 +528,9 @@ def render(
         low_volume_nodes=list(zones.low_volume_nodes),
         png=Path(out_png),
         html=Path(out_html),
+        price_decimals=price_decimals(zones.tick_size or book.tick_size,
+                                      zones.bucket_size or book.bucket_size, zones.mid),
+        axis_decimals=step_decimals(book.bucket_size),
     )
     title = _title(book, zones, source)
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
