@@ -1,7 +1,8 @@
 """``depthflow up --replay`` tells the truth: a symbol asked for that got no book is a warning on
 the console and in the final JSON, with the reason, and the run exits non-zero; a futures
 recording is refused before anything starts; the warnings are checked against the bus, so a
-symbol without books is a warning even when the collector said nothing."""
+symbol without books is a warning even when the collector said nothing. The streams are sized
+from the retention plan, and a budget too small for it stops start-up before anything starts."""
 
 from __future__ import annotations
 
@@ -13,17 +14,22 @@ import sys
 from pathlib import Path
 
 from depthflow.collector.replay_report import ReplayReport, ReplayWarning
+from depthflow.common.bus import planned_limits
 from depthflow.common.devstack import NATS_URL_ENV, POSTGRES_URL_ENV, REDIS_URL_ENV
+from depthflow.common.retention import Load
 from depthflow.common.testing.servers import Isolated
+from depthflow.ctl.streamplan import plan_streams
 from depthflow.ctl.summary import replay_warnings
 from tests.data import BINANCE_FUTURES, BINANCE_US
+from tests.integration.test_operator_commands import assert_stream_limits
 
 
-def up(iso: Isolated | None, state: Path, symbols: str, *args: str) -> subprocess.CompletedProcess[str]:
+def up(iso: Isolated | None, state: Path, symbols: str, *args: str,
+       settings: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``depthflow up`` in a process of its own, on the test's servers (None: no servers given)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("DEPTHFLOW_") and k not in (NATS_URL_ENV, POSTGRES_URL_ENV, REDIS_URL_ENV)}
-    env |= iso.urls.as_env() if iso is not None else {}
+    env |= (iso.urls.as_env() if iso is not None else {}) | (settings or {})
     prefix = iso.prefix if iso is not None else "unused"
     return subprocess.run([sys.executable, "-m", "depthflow.ctl", "--state", str(state), "--prefix", prefix,
                            "--symbols", symbols, "up", *args],
@@ -32,8 +38,9 @@ def up(iso: Isolated | None, state: Path, symbols: str, *args: str) -> subproces
 
 async def test_a_replayed_symbol_without_a_book_fails_the_run_and_says_why(isolated: Isolated, tmp_path):
     replay = [a for p in BINANCE_US for a in ("--replay", str(p))]
+    settings = {"DEPTHFLOW_STREAM_BUDGET_GIB": "2"}
     done = await asyncio.to_thread(up, isolated, tmp_path / "state", "MANAUSD,BTCUSD",
-                                   "--duration", "10", "--speed", "0", *replay)
+                                   "--duration", "10", "--speed", "0", *replay, settings=settings)
     out = done.stdout
     assert done.returncode == 1, out + done.stderr
     reason = "no book: the symbol is not in the replayed files (they carry BATUSD, HNTUSD, MANAUSD, ZRXUSD)"
@@ -42,6 +49,9 @@ async def test_a_replayed_symbol_without_a_book_fails_the_run_and_says_why(isola
     final = json.loads(out.strip().splitlines()[-1])
     assert final["warnings"] == [{"symbol": "BTCUSD", "reason": reason}]
     assert final["md.depth"] > 0  # MANAUSD's books were published
+    # the streams were sized from the plan: two symbols at the collector's depth, within the budget
+    await assert_stream_limits(isolated.urls.nats, isolated.prefix, planned_limits(Load(symbols=2), 2.0))
+    assert f"[depthflow] streams {plan_streams(2, environ=settings).description}; KV buckets" in out
 
 
 async def test_a_futures_recording_is_refused_before_anything_starts(tmp_path):
@@ -52,6 +62,16 @@ async def test_a_futures_recording_is_refused_before_anything_starts(tmp_path):
     assert (f"refused: {BINANCE_FUTURES[0]} is a Binance futures recording: it was recorded from "
             "fapi.binance.com. depthflow analyses spot markets only") in done.stdout
     assert not (state / "servers").exists()  # no server was started
+
+
+async def test_a_budget_too_small_stops_start_up_before_anything_starts(tmp_path):
+    state = tmp_path / "state"
+    done = await asyncio.to_thread(up, None, state, "BTCFDUSD,ETHFDUSD", "--duration", "5",
+                                   settings={"DEPTHFLOW_STREAM_BUDGET_GIB": "0.2"})
+    assert done.returncode == 2
+    assert "refused: a stream budget of 0.20 GiB keeps only" in done.stdout
+    assert "raise stream_budget_gib or lower the depth" in done.stdout
+    assert not (state / "servers").exists()
 
 
 def test_the_bus_is_believed_over_a_silent_collector():
