@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -59,6 +60,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     ConnectionError,
 )
+#: What a fetch may raise and the consumer waits out: the transient errors and any other client
+#: error (the durable consumer keeps the place).
+FETCH_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, nats.errors.Error)
 
 
 class Unreachable(RuntimeError):
@@ -135,7 +139,8 @@ class Bus:
         try:
             await asyncio.wait_for(
                 nc.connect(
-                    url, name=name, connect_timeout=min(5.0, within_s), max_reconnect_attempts=-1,
+                    url, name=name, connect_timeout=max(1, math.ceil(min(5.0, within_s))),
+                    max_reconnect_attempts=-1,
                     reconnect_time_wait=1, error_cb=on_error, disconnected_cb=on_disconnect,
                     reconnected_cb=on_reconnect,
                 ),
@@ -185,7 +190,7 @@ class Bus:
         for name in STREAM_DOMAINS:
             cfg = self._stream_config(name, limits[name])
             try:
-                await self.js.stream_info(cfg.name)
+                await self.js.stream_info(self.subjects.stream(name))
                 await self.js.update_stream(cfg)
             except NotFoundError:
                 await self.js.add_stream(cfg)

@@ -14,7 +14,7 @@ interval; the connection pool reconnects by itself once the store is back.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, cast
 
 import msgspec
 import redis.asyncio as aioredis
@@ -78,7 +78,8 @@ class CheckpointStore:
         out: dict[str, tuple[int, bytes]] = {}
         prefix = f"{self.base}:{stream}:"
         async for key in self.r.scan_iter(match=f"{prefix}*"):
-            raw = await self.r.get(key)
+            # the client is built without decode_responses: values are bytes
+            raw = cast("bytes | None", await self.r.get(key))
             if raw is None:
                 continue
             entry = msgspec.msgpack.decode(raw, type=_Entry)

@@ -35,7 +35,7 @@ import re
 import sys
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeGuard, TypeVar
 
 import msgspec
 import yaml
@@ -112,13 +112,20 @@ def _env_name(service: str) -> str:
     return f"{_ENV_PREFIX}{service.upper().replace('-', '_')}_"
 
 
-def _is_struct(t: Any) -> bool:
+def _is_struct(t: Any) -> TypeGuard[msgspec.inspect.StructType]:
     return isinstance(t, msgspec.inspect.StructType)
+
+
+def _struct_info(cls: type) -> msgspec.inspect.StructType:
+    info = msgspec.inspect.type_info(cls)
+    if not isinstance(info, msgspec.inspect.StructType):
+        raise TypeError(f"{cls!r} is no msgspec.Struct")
+    return info
 
 
 def _env_names(cls: type, env_prefix: str) -> Iterator[str]:
     """Every variable name that sets a leaf field of ``cls`` (for errors' suggestions)."""
-    for f in msgspec.inspect.type_info(cls).fields:
+    for f in _struct_info(cls).fields:
         if _is_struct(f.type):
             yield from _env_names(f.type.cls, f"{env_prefix}{f.name.upper()}__")
         else:
@@ -154,7 +161,7 @@ def _merge_env(
     sources: dict[Path_, str],
 ) -> set[str]:
     used: set[str] = set()
-    info = msgspec.inspect.type_info(cls)
+    info = _struct_info(cls)
     for f in info.fields:
         fpath = (*path, f.name)
         if _is_struct(f.type):

@@ -786,6 +786,7 @@ class EmbeddedServers:
                             raise RuntimeError(str(exc)) from None
                         log.info("%s port %d was taken meanwhile; retrying", kind, port)
                         port = None
+                assert port is not None  # the loop breaks only after a start on a chosen port
                 started[kind] = {"pid": pid, "port": port, "url": _url(kind, port)}
         except BaseException:
             self._stop_record({"servers": started, "postgres_socket_dir": str(pg_socket_dir)})

@@ -31,6 +31,7 @@ from depthflow.common.codec import encode
 from depthflow.common.messages import (
     BookBuckets,
     DepthSnapshot,
+    Header,
     OrderRejected,
     SignalFused,
     TradeBatch,
@@ -95,7 +96,7 @@ def _ones(n: int) -> bytes:
     return np.ones(n, dtype=np.float64).tobytes()
 
 
-def _header() -> dict[str, object]:
+def _header() -> Header:
     now = time.time_ns()
     return {"symbol": "BTCFDUSD", "venue": "binance", "ts_event": now, "ts_init": now, "origin_ts": now}
 

@@ -36,7 +36,7 @@ from opentelemetry import trace
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from depthflow.common.bus import TRANSIENT_ERRORS, Bus, Unreachable
+from depthflow.common.bus import FETCH_ERRORS, TRANSIENT_ERRORS, Bus, Unreachable
 from depthflow.common.checkpoint import Checkpointed, CheckpointStore, IncompatibleState
 from depthflow.common.codec import Decoder, InvalidMessage
 from depthflow.common.config import RuntimeConfig
@@ -135,7 +135,7 @@ class Service:
         self.tracer = setup_tracing(name, cfg.otel_endpoint)
         self.bus: Bus | None = None
         self._inputs: dict[str, StreamInput] = {}
-        self._tasks: list[Callable[[Bus], Awaitable[None]]] = []
+        self._tasks: list[Callable[[Bus], Coroutine[Any, Any, None]]] = []
         self._on_start: list[Callable[[Bus], Awaitable[None]]] = []
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._stopping = asyncio.Event()
@@ -172,7 +172,7 @@ class Service:
         """Checkpoint ``target``'s per-symbol state for input ``stream`` (see checkpoint.py)."""
         self._inputs[stream].checkpointing = _Checkpointing(target, interval_s)
 
-    def task(self, fn: Callable[[Bus], Awaitable[None]]) -> None:
+    def task(self, fn: Callable[[Bus], Coroutine[Any, Any, None]]) -> None:
         """Register a producer task; it must return soon after :attr:`stopping` is set."""
         self._tasks.append(fn)
 
@@ -351,7 +351,7 @@ class Service:
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.DrainTimeoutError):
                 return
-            except (*TRANSIENT_ERRORS, nats.errors.Error) as exc:
+            except FETCH_ERRORS as exc:
                 # the server is away or recovering: the durable keeps our place, so wait
                 log.warning("fetch failed; waiting for the bus", extra={"error": repr(exc)})
                 await asyncio.sleep(0.5)

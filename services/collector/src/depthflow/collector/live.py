@@ -146,7 +146,7 @@ class LiveSource(Source):
             if frame is not None:
                 if self.recorder is not None:
                     self.recorder.write(frame)
-                out = self.session.on_frame(frame)
+                out.extend(self.session.on_frame(frame))
                 if self.session.shutdown_requested:
                     self.session.shutdown_requested = False
                     log.info("serverShutdown received: rotating the connection")

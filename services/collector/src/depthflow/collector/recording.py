@@ -41,7 +41,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 FrameKind = Literal["ws", "rest_depth", "exchange_info", "agg_trade_csv"]
 FORMATS = ("depthflow", "hftbacktest", "cryptofeed", "binance-csv")
@@ -89,7 +89,7 @@ class RecordedFile:
     skipped: Counter[str] = field(default_factory=Counter)
 
 
-def _open(path: Path) -> IO[bytes]:
+def _open(path: Path) -> gzip.GzipFile | io.BufferedReader:
     with open(path, "rb") as f:
         magic = f.read(2)
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
@@ -229,7 +229,7 @@ def _read(file: RecordedFile) -> Iterator[Frame]:
             yield frame
 
 
-def _lines(f: IO[bytes], file: RecordedFile) -> Iterator[bytes]:
+def _lines(f: Iterable[bytes], file: RecordedFile) -> Iterator[bytes]:
     """Non-blank lines without their line end; blank ones are counted."""
     for line in f:
         file.lines += 1

@@ -35,7 +35,10 @@ from depthflow.collector.book import BookState, LocalBook, Outcome
 from depthflow.collector.publishing import TradeArrays, depth_snapshot, trade_batch
 from depthflow.collector.recording import Frame
 from depthflow.collector.ticks import TickTracker, level_prices, trade_prices
-from depthflow.common.messages import TS_FLOOR_NS, DepthSnapshot, Message, TradeBatch
+from depthflow.common.messages import TS_FLOOR_NS, DepthSnapshot, TradeBatch
+
+MarketData = DepthSnapshot | TradeBatch
+"""What a session publishes: books and trade batches (feed health is the live source's)."""
 
 log = logging.getLogger("depthflow.collector.session")
 MS = 1_000_000
@@ -136,7 +139,7 @@ class MarketSession:
 
     # --- input ---------------------------------------------------------------------------------
 
-    def on_frame(self, frame: Frame) -> list[Message]:
+    def on_frame(self, frame: Frame) -> list[MarketData]:
         self.stats["frames"] += 1
         self._recv_ns = frame.recv_ns
         try:
@@ -184,7 +187,9 @@ class MarketSession:
                 self.facts[symbol].snapshots[f"malformed ({exc.reason})"] += 1
             raise
 
-    def on_snapshot(self, symbol: str, snap: RestDepth, recv_ns: int, prices: list[bytes]) -> list[Message]:
+    def on_snapshot(
+        self, symbol: str, snap: RestDepth, recv_ns: int, prices: list[bytes]
+    ) -> list[MarketData]:
         """Sync ``symbol`` 's book from a REST snapshot; ``prices`` are its price strings."""
         if not self.follows(symbol):
             return []
@@ -200,7 +205,7 @@ class MarketSession:
             return [self._depth(symbol, book, recv_ns, "resync")]
         return []
 
-    def on_diff(self, diff: DepthDiff, prices: list[bytes]) -> list[Message]:
+    def on_diff(self, diff: DepthDiff, prices: list[bytes]) -> list[MarketData]:
         """Apply a depth diff; ``prices`` are its price strings (for the tick)."""
         if not self.follows(diff.symbol):
             return []
@@ -224,7 +229,7 @@ class MarketSession:
         self._next_emit[diff.symbol] = (event_ms // interval + 1) * interval
         return [self._depth(diff.symbol, book, event_ms * MS, "cadence")]
 
-    def on_trade(self, trade: Trade, prices: list[bytes]) -> list[Message]:
+    def on_trade(self, trade: Trade, prices: list[bytes]) -> list[MarketData]:
         """Batch a trade; ``prices`` is its price string (for the tick)."""
         if not self.follows(trade.symbol):
             return []
@@ -239,7 +244,7 @@ class MarketSession:
         self._last_trade_id[trade.symbol] = trade.id
         pending = self._trades.setdefault(trade.symbol, _Trades())
         window = trade.trade_ms // self.trade_interval_ms
-        out: list[Message] = []
+        out: list[MarketData] = []
         if pending.items and window != pending.window:
             out.append(self._trade_batch(trade.symbol, pending.items))
             pending.items = []
@@ -247,10 +252,10 @@ class MarketSession:
         pending.items.append(trade)
         return out
 
-    def flush(self, before_ms: int | None = None) -> list[Message]:
+    def flush(self, before_ms: int | None = None) -> list[MarketData]:
         """Emit trades waiting for their window to close: all of them (end of input), or those
         whose window ended before ``before_ms`` (live: a quiet market must not hold trades back)."""
-        out: list[Message] = []
+        out: list[MarketData] = []
         for symbol, pending in self._trades.items():
             if before_ms is not None and (pending.window + 1) * self.trade_interval_ms > before_ms:
                 continue

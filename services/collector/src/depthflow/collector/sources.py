@@ -44,6 +44,10 @@ class Source:
         self.run_id = time.time_ns()
         self.published = {"depth": 0, "trade": 0}
 
+    async def run(self, bus: Bus) -> None:
+        """Publish this source's market data until it ends or the service stops."""
+        raise NotImplementedError
+
     async def _publish(self, subject: str, msg: msgspec.Struct, msg_id: str) -> None:
         # each market event starts its own trace, carried downstream in the NATS headers
         with self.service.tracer.start_as_current_span(

@@ -76,7 +76,7 @@ class Peak(NamedTuple):
     3000-bucket profile yields tens of peaks: the objects alone would break the 25 us budget.
     """
 
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index on purpose: the peak bucket
     score: float
     low_index: int
     high_index: int
@@ -156,7 +156,7 @@ def _half_zone(v: np.ndarray, i: int) -> tuple[int, int]:
 
 
 @kernel
-def _collect(v, cand, score, keep, threshold):  # type: ignore[no-untyped-def]
+def _collect(v, cand, score, keep, threshold):
     """Pack the kept candidates as (index, score, low, high, confidence) arrays."""
     m = 0
     for t in range(cand.size):
@@ -182,7 +182,7 @@ def _collect(v, cand, score, keep, threshold):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _normal_kernel(v, w, z_min, min_rel, order):  # type: ignore[no-untyped-def]
+def _normal_kernel(v, w, z_min, min_rel, order):
     floor = min_rel * nonzero_mean(v)
     mu, sd = weighted_moments(v, w)
     cand = _local_maxima(v, order)
@@ -197,7 +197,7 @@ def _normal_kernel(v, w, z_min, min_rel, order):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _ratio_kernel(v, ratio, min_rel, neighbours):  # type: ignore[no-untyped-def]
+def _ratio_kernel(v, ratio, min_rel, neighbours):
     floor = min_rel * nonzero_mean(v)
     n = v.size
     cand = _local_maxima(v, neighbours)
@@ -229,7 +229,7 @@ def _robust_scale(x: np.ndarray) -> tuple[float, float]:
 
 
 @kernel
-def _robust_kernel(v, z_min, min_rel, order):  # type: ignore[no-untyped-def]
+def _robust_kernel(v, z_min, min_rel, order):
     floor = min_rel * nonzero_mean(v)
     med, scale = _robust_scale(v)
     cand = _local_maxima(v, order)
@@ -244,7 +244,7 @@ def _robust_kernel(v, z_min, min_rel, order):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _combined_kernel(v, w, smooth, prominence_z, window, min_rel, z_min):  # type: ignore[no-untyped-def]
+def _combined_kernel(v, w, smooth, prominence_z, window, min_rel, z_min):
     """Prominence of the smoothed square-root profile, in units of its bucket noise.
 
     Why the square root: traded (and resting) volume is a sum over a Poisson number of trades, so
@@ -422,7 +422,7 @@ def combined_peaks(
 
 
 @kernel
-def detect_arrays(v, w, kp):  # type: ignore[no-untyped-def]
+def detect_arrays(v, w, kp):
     """Run the detector ``kp.method`` names: ``(index, score, low, high, confidence)`` arrays.
 
     The kernel form of :func:`detect`, for callers that stay in arrays (``depthflow.peaks.zones``):

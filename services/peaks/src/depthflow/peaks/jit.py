@@ -69,6 +69,6 @@ def kernel(fn: F | None = None, /, *, stamp: str = _STAMP, **options: Any) -> F 
         disp = njit(cache=True, **options)(f)
         cache_file = disp._cache._cache_file  # raises on a numba without it: never silently stale
         cache_file._source_stamp = (cache_file._source_stamp, stamp)
-        return disp  # type: ignore[no-any-return]
+        return disp
 
     return wrap if fn is None else wrap(fn)

@@ -111,7 +111,7 @@ def value_area(vol: np.ndarray, poc: int, fraction: float = 0.70, rows: int = 2)
 
 
 @kernel
-def _volume_nodes_kernel(v, smooth, prominence_z, window):  # type: ignore[no-untyped-def]
+def _volume_nodes_kernel(v, smooth, prominence_z, window):
     none = np.empty(0, dtype=np.int64)
     if v.size < 3:
         return none, none
@@ -158,7 +158,7 @@ def volume_nodes(
 
 
 @kernel
-def profile_levels(px, v, kp, rows):  # type: ignore[no-untyped-def]
+def profile_levels(px, v, kp, rows):
     """Point of control, value area (low, high; ``rows`` a step) and volume nodes of one dense,
     non-empty profile: the kernel form of :func:`point_of_control`, :func:`value_area` and
     :func:`volume_nodes`, in one call."""

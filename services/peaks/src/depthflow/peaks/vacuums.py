@@ -124,7 +124,7 @@ def _edge(k: float, size: float, per: float) -> float:
 
 
 @kernel
-def vacuum_bands(px, vol, size, known_low, known_high, alpha, min_run):  # type: ignore[no-untyped-def]
+def vacuum_bands(px, vol, size, known_low, known_high, alpha, min_run):
     """The kernel of :func:`vacuums`: bands as an ``(n, 2)`` array; see there."""
     none = np.empty((0, 2), dtype=np.float64)
     if not (size > 0 and math.isfinite(known_low) and math.isfinite(known_high)) or known_high <= known_low:
@@ -162,8 +162,8 @@ def vacuum_bands(px, vol, size, known_low, known_high, alpha, min_run):  # type:
     if not ordered:  # unsorted or repeated keys: sum per key, in input order within a key
         keys, vals = _sum_per_key(keys, vals)
     # median over `total` buckets: the present values plus (total - present) zeros
-    median = _median_with_zeros(vals, total - keys.size)
-    runs = _vacuum_runs(keys, vals, k0, k1, alpha * median, max(min_run, 1))
+    median = _median_with_zeros(vals, int(total - keys.size))
+    runs = _vacuum_runs(keys, vals, int(k0), int(k1), alpha * median, max(min_run, 1))
     out = np.empty((runs.shape[0], 2), dtype=np.float64)
     for j in range(runs.shape[0]):
         out[j, 0] = max(_edge(runs[j, 0], size, per), known_low)

@@ -110,7 +110,7 @@ class _Grid(NamedTuple):
 
 
 @kernel
-def _keyed(px, vol, size, keys, vals, m, total, k0, k1):  # type: ignore[no-untyped-def]
+def _keyed(px, vol, size, keys, vals, m, total, k0, k1):
     """Append the levels' bucket keys and clean volumes at ``m``; the running count, total and
     key range. Non-finite prices and keys from ``MAX_INDEX`` on are dropped (the edge rule no
     longer holds there); bad volumes count 0."""
@@ -135,7 +135,7 @@ def _keyed(px, vol, size, keys, vals, m, total, k0, k1):  # type: ignore[no-unty
 
 
 @kernel
-def _grid(px, vol, px2, vol2, size, anchor, cap, pad_low, pad_high, mid, weight_scale):  # type: ignore[no-untyped-def]
+def _grid(px, vol, px2, vol2, size, anchor, cap, pad_low, pad_high, mid, weight_scale):
     """Lay a sparse profile (the levels of ``px, vol`` and of ``px2, vol2``, e.g. bids and asks)
     on a dense grid (``cap`` buckets nearest ``anchor``), with zero pads, and the detectors'
     weights, decaying with the distance of each bucket's centre from ``mid``.
@@ -178,7 +178,7 @@ def _grid(px, vol, px2, vol2, size, anchor, cap, pad_low, pad_high, mid, weight_
 
 
 @kernel
-def _decay(first, n, size, mid, length):  # type: ignore[no-untyped-def]
+def _decay(first, n, size, mid, length):
     """``exp(-(|centre_i - mid| - d) / length)`` for the ``n`` bucket centres from bucket
     ``first``, ``d`` the distance of the centre nearest the mid.
 
@@ -220,7 +220,7 @@ def _decay(first, n, size, mid, length):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _zone_rows(first, size, v, real_lo, real_hi, total, idx, lo, hi, conf):  # type: ignore[no-untyped-def]
+def _zone_rows(first, size, v, real_lo, real_hi, total, idx, lo, hi, conf):
     """Peaks (index arrays on the grid) as zone rows; pad rows are never a peak nor in a zone."""
     rows = np.empty((idx.size, _COLUMNS), dtype=np.float64)
     share = total if total != 0.0 else 1.0
@@ -247,7 +247,7 @@ def _zone_rows(first, size, v, real_lo, real_hi, total, idx, lo, hi, conf):  # t
 
 
 @kernel
-def _below(rows, mid):  # type: ignore[no-untyped-def]
+def _below(rows, mid):
     """The zones as support (strictly below the mid), clipped at the mid; others are dropped."""
     out = np.empty_like(rows)
     m = 0
@@ -268,7 +268,7 @@ def _below(rows, mid):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _above(rows, mid, size):  # type: ignore[no-untyped-def]
+def _above(rows, mid, size):
     """The zones as resistance (strictly above the mid), clipped at the mid."""
     out = np.empty_like(rows)
     m = 0
@@ -289,7 +289,7 @@ def _above(rows, mid, size):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _before(rows, x, y):  # type: ignore[no-untyped-def]
+def _before(rows, x, y):
     """Whether row ``x`` ranks before row ``y``: higher confidence, then higher volume share,
     then lower price."""
     cx, cy = rows[x, _CONF], rows[y, _CONF]
@@ -302,7 +302,7 @@ def _before(rows, x, y):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _rank(rows, limit):  # type: ignore[no-untyped-def]
+def _rank(rows, limit):
     """Best first (:func:`_before`; then input order), at most ``limit`` rows, each overlapping
     no better one.
 
@@ -339,7 +339,7 @@ def _rank(rows, limit):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _side(book, trade, reach, limit):  # type: ignore[no-untyped-def]
+def _side(book, trade, reach, limit):
     """Book zones, plus trade zones that neither overlap a book zone nor resonate with one
     (peaks within ``reach``): those are one level seen twice, reported once and as a resonance.
     The rest compete for the ``limit`` places by confidence (:func:`_rank`)."""
@@ -360,7 +360,7 @@ def _side(book, trade, reach, limit):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _resonance(book, trade, reach, limit):  # type: ignore[no-untyped-def]
+def _resonance(book, trade, reach, limit):
     """Book peaks with a trade peak within ``reach`` (price units); each book peak takes the
     nearest (the first of equally near ones).
 
@@ -392,7 +392,7 @@ def _resonance(book, trade, reach, limit):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _zones(bids, asks, trades, mid, size, reach, limit):  # type: ignore[no-untyped-def]
+def _zones(bids, asks, trades, mid, size, reach, limit):
     """(support, resistance, resonance) rows from each profile's zone rows."""
     none = np.empty((0, _COLUMNS), dtype=np.float64)
     support = resistance = none
