@@ -42,3 +42,19 @@ def test_books_with_levels_far_from_their_own_mid_are_refused():
     g.accept("X", 0, 100.0)
     why, _ = g.check_book("X", S, np.array([299.0]), np.array([301.0]))  # a shifted book
     assert "book mid 300.0" in str(why)
+
+
+def test_real_thin_books_pass_the_default_book_ratio():
+    """Binance.US snapshots (tests/data) hold bids up to 116x below the mid: real, not outliers."""
+    from depthflow.aggregator.config import AggregatorConfig
+    from tests.data import BINANCE_US
+    from tests.unit.peaks.test_real_books import snapshots
+
+    cfg = AggregatorConfig()
+    g = PriceGuard(cfg.max_trade_ratio, cfg.max_book_ratio, 60 * S)
+    books = snapshots(BINANCE_US[0])
+    assert sorted(books) == ["BATUSD", "HNTUSD", "MANAUSD", "ZRXUSD"]
+    for symbol, book in books.items():
+        bids = np.array([float(p) for p, _ in book["bids"]])
+        asks = np.array([float(p) for p, _ in book["asks"]])
+        assert g.check_book(symbol, 0, bids, asks)[0] is None, symbol

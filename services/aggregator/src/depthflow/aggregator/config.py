@@ -11,6 +11,8 @@ from depthflow.common.pricing import TARGET_REL
 
 # bounds that keep each safeguard on: a ratio of 1 would refuse every price move, one of 1e6 none
 Ratio = Annotated[float, msgspec.Meta(ge=1.01, le=1000)]
+# resting orders: real thin books reach 116x below the mid (Binance.US HNTUSD, tests/data)
+BookRatio = Annotated[float, msgspec.Meta(ge=2, le=1_000_000)]
 Buckets = Annotated[int, msgspec.Meta(ge=1000, le=10_000_000)]
 AgeS = Annotated[float, msgspec.Meta(gt=0, le=86_400)]
 # finer than 1e-7 of the price is under a tick on every market; coarser than 1 % blurs every zone
@@ -33,7 +35,7 @@ class AggregatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     checkpoint_interval_s: PositiveFloat = 5.0
     max_profile_buckets: Buckets = 250_000  # dense profile width cap: 64 B a bucket, 16 MB
     max_trade_ratio: Ratio = 1.5  # trades within [ref / r, ref * r] of the symbol's reference price
-    max_book_ratio: Ratio = 10.0  # book levels within [mid / r, mid * r] of the book's own mid
+    max_book_ratio: BookRatio = 1000.0  # book levels within [mid / r, mid * r] of the book's own mid
     reference_max_age_s: AgeS = 60.0  # older reference prices (market time) are not used
 
     def __post_init__(self) -> None:

@@ -8,8 +8,12 @@ its latest accepted trade batch, with the market time it was seen.
 
 - A book is refused when a level lies more than ``book_ratio`` times away from the book's own mid
   (either way: ``mid / ratio .. mid * ratio``), or its mid is more than ``trade_ratio`` away from
-  a fresh reference. Why a wide ``book_ratio`` (10 by default): resting orders legitimately sit
-  far from the touch (Binance accepts bids down to 0.2x and asks up to 5x the average price).
+  a fresh reference. Why a wide ``book_ratio`` (1000 by default): resting orders legitimately sit
+  far from the touch. Binance spot accepts bids down to 0.2x and asks up to 5x the average price,
+  but thin books elsewhere reach much further: the recorded Binance.US snapshots in tests/data
+  hold MANAUSD bids 51x and HNTUSD bids 116x below the mid (a default of 10 refused both books
+  whole). The ratio only has to stop an absurd level; the analysis downstream is sparse and
+  capped, so a far level costs nothing there.
 - A trade batch is refused when a trade lies more than ``trade_ratio`` away from the reference
   (trades happen at the touch, so 1.5x by default is already a crash no market has in seconds).
 - A reference older than ``max_age_ns`` of market time is not used: the batch or book is then
