@@ -38,8 +38,9 @@ status: install  #-- print the live summary once
 test: install  #-- run the test suite on real servers (DEPTHFLOW_SLOW=1 adds the soaks)
 	@$(RUN) pytest $(PYTEST_ARGS)
 
-lint: install  #-- ruff
+lint: install  #-- ruff and mypy (the type checker; settings in pyproject.toml)
 	@$(RUN) ruff check .
+	@$(RUN) mypy libs/common/src services/*/src tools/ctl/src
 
 bench: install  #-- benchmarks: figures and ratios into bench/results/latest.json (ONLY=<group>)
 	@$(RUN) python -m bench $(if $(ONLY),--only $(ONLY),)
