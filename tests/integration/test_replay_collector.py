@@ -5,17 +5,16 @@ show, and the replay report says what was read and skipped."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import msgspec
 
-from depthflow.collector.recording import Frame, Recording
+from depthflow.collector.recording import Recording
 from depthflow.collector.replay_report import ReplayReport
 from depthflow.common.messages import DepthSnapshot, TradeBatch
 from tests.conftest import read_all, wait_for
 from tests.data import BINANCE_US, HFT_0808, HFT_0809
-from tests.unit.collector.test_replay import IndependentBook, assert_matches
+from tests.unit.collector.test_replay import assert_matches, independent
 
 US_SYMBOLS = ["BATUSD", "HNTUSD", "MANAUSD", "ZRXUSD"]
 
@@ -37,18 +36,6 @@ async def replay(stack, paths: list[Path], symbols: list[str], report: Path) -> 
 
     await wait_for(finished, within_s=120)
     assert collector.exit_codes["collector"] == 0
-
-
-def independent(frames: list[Frame]) -> dict[str, IndependentBook]:
-    """Books rebuilt with plain json from the frames in the order the recording merged them."""
-    books: dict[str, IndependentBook] = {}
-    for f in frames:
-        body = json.loads(f.raw)
-        if f.kind == "rest_depth":
-            books.setdefault(f.symbol, IndependentBook()).snapshot(body)
-        elif body.get("data", {}).get("e") == "depthUpdate":
-            books.setdefault(body["data"]["s"], IndependentBook()).diff(body["data"])
-    return books
 
 
 async def test_a_renamed_hftbacktest_pair_publishes_btcusdt_books(stack, bus, tmp_path):

@@ -69,6 +69,7 @@ class IndependentBook:
 
 
 def independent(frames: list[Frame]) -> dict[str, IndependentBook]:
+    """Books rebuilt with plain json from the frames in the order the recording merged them."""
     books: dict[str, IndependentBook] = {}
     for f in frames:
         body = json.loads(f.raw)
