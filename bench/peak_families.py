@@ -1,0 +1,628 @@
+"""Labelled volume-by-price profiles in families that differ in how they are made.
+
+Why families: a detector tuned on one generator learns that generator (issue 10: the combined
+detector scored F1 0.984 on the project's own generator and 0.635 on an independent one). Each
+family here makes its background, its noise, its peak shapes and its distractors its own way;
+``bench.peaks_accuracy`` tunes on all families but one and scores on the one left out.
+
+Every family is a deterministic, seeded generator: ``family(name).make(seed)`` always gives the
+same profiles. A profile is a :class:`Labelled`: ascending, equally spaced bucket prices, the
+volumes, the noise-free profile it was drawn around (``clean``), the wave-peak labels
+``(index, half_width)`` and the wall labels (bucket indices).
+
+**Label rules** (checked by ``tests/unit/bench/test_peak_families.py``):
+
+* A wave peak is a planted hump: a smooth bump of known centre and half width at half maximum
+  (``half_width``, whole buckets, at least 1; the wider side of a skewed hump). Shapes: gaussian,
+  skewed gaussian (left and right widths differ), flat-topped (super-gaussian of order 4) and
+  triangular. Its label is the bucket where the noise-free profile (background plus humps) has its
+  highest value within ``half_width`` of the centre, provided that bucket is a local maximum of
+  the noise-free profile (higher than the bucket on its left, not lower than the one on its right).
+  A hump that makes no maximum (a shoulder on a steep slope) has no label. A detection finds a
+  label when it lies within ``tolerance(half_width) = max(2, half_width)`` buckets, one to one.
+* Humps are planted apart: centres at least ``3 (hw1 + hw2) + 4`` buckets apart (the
+  ``compound_poisson`` family keeps the old generator's own rule, close pairs included), so no
+  detection is within the tolerance of two labels.
+* A hump's height is set by its significance over the local noise: ``z`` standard deviations of
+  the background bucket's noise at its centre, ``z`` drawn in [4, 8] and divided by
+  ``sqrt(half_width / 2)`` for humps wider than 2 buckets (a wide hump is seen by its many
+  buckets, not its height alone), at least 30 % of the background there.
+* A wall is one bucket (or two adjacent ones) of 4-30x the local background, at a round price
+  (a bucket index divisible by 10 when one is free), at least ``tolerance + 4`` buckets from any
+  hump: one big resting order, not a wave. Walls are labelled separately and a wave-peak
+  detection on a wall is a false positive. In ``real_books`` the recorded book's own walls are
+  labelled by rule: a bucket holding at least 8x the mean of the 20 buckets around it (the two
+  on each side next to it excluded) and 4x the profile's mean non-empty bucket, with both
+  neighbours below half of it (or two buckets: it and its right neighbour, each flanked by less
+  than half).
+* Gaps (runs of empty buckets, ``walls`` family) and broad background humps (``trade_humps``)
+  are not labelled: they are what a peak is not.
+
+The families (``FAMILIES``; 60 profiles each by default, 200-3000 buckets):
+
+* ``compound_poisson``: the project's own generator (kept as it was): a trend and half the time
+  a broad bell, compound Poisson noise with gamma trade sizes.
+* ``book_decay``: one side of a book: depth rising from the mid then decaying (a power law times
+  an exponential), mid at either end; lognormal (multiplicative) noise and empty far buckets.
+* ``trade_humps``: one to three broad trade humps (8-30 % of the range wide) on a thin floor;
+  Poisson noise on the trade counts times a fixed size; narrow to wide planted humps.
+* ``multiplicative``: flat or sloped (linear or exponential) backgrounds with strong lognormal
+  noise (sigma 0.3-0.8): noise proportional to volume.
+* ``heteroscedastic``: slopes and bells with gaussian noise whose deviation grows as
+  ``c level^g`` (g in 0.5-1), clipped at zero.
+* ``bursty``: trades arrive in clusters (negative binomial counts) with sizes drawn from the
+  real recorded trades (hftbacktest BTCUSDT, cryptofeed BTC/ETH/DOT aggTrades): heavy tails,
+  so single big trades make unlabelled one-bucket spikes.
+* ``walls``: a book-like or flat background with walls (labelled), gaps and, half the time, a
+  dominant point of control (a hump 10-40x as significant as the rest, labelled: it defeats
+  thresholds relative to the profile's range).
+* ``real_books``: windows of the recorded REST books (tests/data: Binance BTC/ETH/DOT and
+  Binance.US MANA/ZRX/BAT/HNT, either side) bucketed at a random width (at least the tick), with
+  humps planted on them. The recorded book is the noise; the noise-free profile is its rolling
+  median (41 buckets) plus the humps; the local noise is 1.48 MAD around that median. The
+  book's own unlabelled structure counts against every detector alike.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import median_filter
+
+from tests.data import BINANCE_US, CRYPTOFEED, HFT_0808, HFT_0809
+
+__all__ = [
+    "FAMILIES",
+    "Labelled",
+    "dataset",
+    "make_compound_poisson",
+    "tolerance",
+]
+
+N_PER_FAMILY = 60
+MIN_BUCKETS, MAX_BUCKETS = 200, 3000
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One labelled profile: ``peaks`` are ``(index, half_width)``, ``walls`` bucket indices."""
+
+    family: str
+    prices: np.ndarray
+    volumes: np.ndarray
+    clean: np.ndarray
+    peaks: tuple[tuple[int, int], ...]
+    walls: tuple[int, ...]
+
+
+def tolerance(half_width: int) -> int:
+    """Buckets within which a detection finds a label of this half width."""
+    return max(2, int(half_width))
+
+
+# --- shapes and noise --------------------------------------------------------------------------------
+
+_HWHM_GAUSS = float(np.sqrt(2 * np.log(2)))  # half width at half maximum per sigma
+_HWHM_FLAT = float((2 * np.log(2)) ** 0.25)  # same for exp(-0.5 (d/w)^4)
+
+
+@dataclass(frozen=True)
+class Hump:
+    centre: float
+    left: float  # shape width parameter on each side
+    right: float
+    kind: str  # gauss | flat | tri
+
+    def shape(self, x: np.ndarray) -> np.ndarray:
+        d = x - self.centre
+        w = np.where(d < 0, self.left, self.right)
+        if self.kind == "flat":
+            return np.exp(-0.5 * (d / w) ** 4)
+        if self.kind == "tri":
+            return np.clip(1 - np.abs(d) / w, 0.0, None)
+        return np.exp(-0.5 * (d / w) ** 2)
+
+    @property
+    def half_width(self) -> int:
+        per = {"gauss": _HWHM_GAUSS, "flat": _HWHM_FLAT, "tri": 0.5}[self.kind]
+        return max(1, round(per * max(self.left, self.right)))
+
+
+def random_hump(rng: np.random.Generator, centre: float, hw_range: tuple[float, float]) -> Hump:
+    """A hump of half width log-uniform in ``hw_range``: symmetric, skewed, flat-topped or triangular."""
+    hw = float(np.exp(rng.uniform(*np.log(hw_range))))
+    kind = str(rng.choice(["gauss", "gauss", "flat", "tri"]))
+    per = {"gauss": _HWHM_GAUSS, "flat": _HWHM_FLAT, "tri": 0.5}[kind]
+    w = hw / per
+    left = right = w
+    if kind == "gauss" and rng.random() < 0.5:  # skewed: one side narrower
+        if rng.random() < 0.5:
+            left = w * rng.uniform(0.35, 0.8)
+        else:
+            right = w * rng.uniform(0.35, 0.8)
+    return Hump(centre, left, right, kind)
+
+
+class Noise:
+    """A noise model: its deviation at a level (for hump heights) and a draw around a profile."""
+
+    def sd(self, level: np.ndarray | float) -> np.ndarray | float:
+        raise NotImplementedError
+
+    def draw(self, rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Poisson(Noise):
+    """Poisson trade counts (``clean`` is the expected count) times a fixed trade size."""
+
+    size: float
+
+    def sd(self, level: np.ndarray | float) -> np.ndarray | float:
+        return np.sqrt(np.asarray(level) * self.size)
+
+    def draw(self, rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
+        return rng.poisson(clean / self.size) * self.size
+
+
+@dataclass(frozen=True)
+class LogNormal(Noise):
+    """Multiplicative noise: ``clean * exp(N(0, s) - s^2/2)`` (mean kept)."""
+
+    s: float
+
+    def sd(self, level: np.ndarray | float) -> np.ndarray | float:
+        return np.asarray(level) * np.sqrt(np.expm1(self.s**2))
+
+    def draw(self, rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
+        return clean * np.exp(rng.normal(-0.5 * self.s**2, self.s, clean.size))
+
+
+@dataclass(frozen=True)
+class Hetero(Noise):
+    """Gaussian noise of deviation ``c * level^g``, clipped at zero."""
+
+    c: float
+    g: float
+
+    def sd(self, level: np.ndarray | float) -> np.ndarray | float:
+        return self.c * np.asarray(level) ** self.g
+
+    def draw(self, rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
+        return np.clip(clean + rng.normal(0.0, 1.0, clean.size) * self.c * clean**self.g, 0.0, None)
+
+
+@dataclass(frozen=True)
+class Clustered(Noise):
+    """Negative binomial trade counts (dispersion ``r``) with sizes resampled from ``sizes``."""
+
+    r: float
+    sizes: np.ndarray  # mean 1
+
+    def sd(self, level: np.ndarray | float) -> np.ndarray | float:
+        lam = np.asarray(level)
+        m2 = float(np.mean(self.sizes**2))
+        return np.sqrt(m2 * lam + lam**2 / self.r)
+
+    def draw(self, rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
+        lam = rng.gamma(self.r, np.maximum(clean, 1e-12) / self.r)  # gamma-Poisson mixture
+        counts = rng.poisson(lam)
+        total = int(counts.sum())
+        picks = self.sizes[rng.integers(0, self.sizes.size, total)]
+        out = np.zeros(clean.size)
+        np.add.at(out, np.repeat(np.arange(clean.size), counts), picks)
+        return out
+
+
+# --- planting ------------------------------------------------------------------------------------------
+
+
+def _free(c: float, hw: int, placed: Sequence[tuple[float, int]], gap: float = 4.0) -> bool:
+    return all(abs(c - c2) > 3 * (hw + hw2) + gap for c2, hw2 in placed)
+
+
+def plant(
+    rng: np.random.Generator,
+    background: np.ndarray,
+    sd: Callable[[float], float],
+    count: int,
+    hw_range: tuple[float, float],
+    margin: int = 6,
+) -> tuple[np.ndarray, list[Hump]]:
+    """Add ``count`` humps (fewer when the range is full) to ``background``; heights per the doc."""
+    n = background.size
+    x = np.arange(n, dtype=np.float64)
+    signal = background.astype(np.float64).copy()
+    humps: list[Hump] = []
+    placed: list[tuple[float, int]] = []
+    for _ in range(200):
+        if len(humps) >= count:
+            break
+        h = random_hump(rng, 0.0, hw_range)
+        reach = 3 * h.half_width + margin
+        if n - 2 * reach < 2:
+            continue
+        c = rng.uniform(reach, n - reach)
+        if not _free(c, h.half_width, placed):
+            continue
+        h = Hump(c, h.left, h.right, h.kind)
+        base = float(background[round(c)])
+        z = rng.uniform(4.0, 8.0) / np.sqrt(max(1.0, h.half_width / 2))
+        amp = max(z * float(sd(base)), 0.3 * base, 1e-9)
+        signal += amp * h.shape(x)
+        humps.append(h)
+        placed.append((c, h.half_width))
+    return signal, humps
+
+
+def labels_of(clean: np.ndarray, humps: Sequence[Hump]) -> tuple[tuple[int, int], ...]:
+    """Each hump's label per the module doc's rule, sorted by index."""
+    n = clean.size
+    out = []
+    for h in humps:
+        hw = h.half_width
+        i0, i1 = max(round(h.centre) - hw, 1), min(round(h.centre) + hw + 1, n - 1)
+        if i1 <= i0:
+            continue
+        j = i0 + int(np.argmax(clean[i0:i1]))
+        if clean[j] > clean[j - 1] and clean[j] >= clean[j + 1]:
+            out.append((j, hw))
+    return tuple(sorted(out))
+
+
+def add_walls(
+    rng: np.random.Generator,
+    clean: np.ndarray,
+    level: np.ndarray,
+    humps: Sequence[Hump],
+    count: int,
+) -> tuple[np.ndarray, list[int], list[int]]:
+    """Walls on ``clean`` at round indices away from humps: (profile, wall buckets, wall starts)."""
+    n = clean.size
+    out = clean.copy()
+    walls: list[int] = []
+    starts: list[int] = []
+    taken = [(h.centre, tolerance(h.half_width) + 4 + 3 * h.half_width) for h in humps]
+    for _ in range(100):
+        if len(starts) >= count:
+            break
+        i = int(rng.integers(3, n - 4))
+        if rng.random() < 0.8:  # round price: a multiple of 10 buckets
+            i = min(max(10 * round(i / 10), 3), n - 4)
+        if any(abs(i - c) <= reach for c, reach in taken) or any(abs(i - s) < 8 for s in starts):
+            continue
+        height = rng.uniform(4.0, 30.0) * max(float(level[i]), 1e-9)
+        out[i] += height
+        walls.append(i)
+        if rng.random() < 0.3:  # two buckets
+            out[i + 1] += height * rng.uniform(0.3, 1.0)
+            walls.append(i + 1)
+        starts.append(i)
+    return out, sorted(walls), starts
+
+
+def _prices(rng: np.random.Generator, n: int) -> np.ndarray:
+    price = 10 ** rng.uniform(-2, 4.8)
+    size = float(10 ** np.round(np.log10(price * 1.6e-5)))
+    start = np.floor(price / size) * size
+    return start + size * np.arange(n, dtype=np.float64)
+
+
+def _n(rng: np.random.Generator) -> int:
+    return int(np.exp(rng.uniform(np.log(MIN_BUCKETS), np.log(MAX_BUCKETS + 1))))
+
+
+def _count(rng: np.random.Generator, n: int) -> int:
+    return int(rng.integers(1, max(2, n // 150) + 1))
+
+
+# --- families ----------------------------------------------------------------------------------------
+
+
+def _bump(x: np.ndarray, centre: float, left: float, right: float) -> np.ndarray:
+    d = x - centre
+    return np.exp(-0.5 * (d / np.where(d < 0, left, right)) ** 2)
+
+
+def make_compound_poisson(
+    rng: np.random.Generator, n: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """The project's own generator, as it was (same draws): volumes, noise-free profile, labels.
+
+    Trend and half the time a broad bell; gaussian bumps of 0.8-5 buckets, half skewed, a quarter
+    with a close partner; 5-10 sigma at the top; compound Poisson (gamma sizes). Its labels keep
+    its own rule (the noise-free maximum within 2 buckets of the centre); half widths added.
+    """
+    n = int(rng.integers(400, 1201)) if n is None else n
+    x = np.arange(n, dtype=np.float64)
+    level = 10 ** rng.uniform(np.log10(5), np.log10(300))
+    trend = rng.uniform(-0.7, 0.7)
+    lam = level * (1 + trend * (2 * x / n - 1))
+    if rng.random() < 0.5:
+        centre, width = rng.uniform(0.2, 0.8) * n, rng.uniform(0.12, 0.35) * n
+        lam *= 0.15 + 0.85 * np.exp(-0.5 * ((x - centre) / width) ** 2)
+    size_cv = rng.uniform(0.6, 1.5)
+    var_factor = 1 + size_cv**2
+    wanted = int(rng.integers(1, max(2, n // 90) + 1))
+    centres: list[float] = []
+    widths: list[float] = []
+    signal = lam.copy()
+
+    def free(c: float, w: float) -> bool:
+        return all(abs(c - c2) > 4 * max(w, w2) + 6 for c2, w2 in zip(centres, widths, strict=True))
+
+    for _ in range(200):
+        if len(centres) >= wanted:
+            break
+        left = rng.uniform(0.8, 5.0)
+        right = left * rng.uniform(0.5, 2.0) if rng.random() < 0.5 else left
+        c = rng.uniform(10, n - 10)
+        if not free(c, max(left, right)):
+            continue
+        group = [(c, left, right)]
+        if rng.random() < 0.25:  # a close pair
+            w2 = rng.uniform(0.8, 3.0)
+            c2 = c + rng.uniform(3.0, 5.0) * max(left, right, w2)
+            if c2 < n - 10 and free(c2, w2):
+                group.append((c2, w2, w2))
+        for cc, wl, wr in group:
+            base = lam[round(cc)]
+            z = rng.uniform(5.0, 10.0)
+            zz = z * z * var_factor
+            amp = max((zz + np.sqrt(zz * zz + 4 * zz * base)) / 2, 0.25 * base)
+            signal += amp * _bump(x, cc, wl, wr)
+            centres.append(cc)
+            widths.append(max(wl, wr))
+    labels: dict[int, int] = {}
+    for c, w in zip(centres, widths, strict=True):
+        i0, i1 = max(round(c) - 2, 1), min(round(c) + 3, n - 1)
+        j = i0 + int(np.argmax(signal[i0:i1]))
+        if signal[j] >= signal[j - 1] and signal[j] >= signal[j + 1]:
+            labels[j] = max(1, round(_HWHM_GAUSS * w))
+    trades = rng.poisson(signal)
+    vol = np.where(trades > 0, rng.gamma(np.maximum(trades, 1) / size_cv**2, size_cv**2), 0.0)
+    return vol, signal, sorted(labels.items())
+
+
+def _compound_poisson(rng: np.random.Generator) -> Labelled:
+    vol, clean, labels = make_compound_poisson(rng)
+    return Labelled("compound_poisson", _prices(rng, vol.size), vol, clean, tuple(labels), ())
+
+
+def _book_background(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = np.arange(n, dtype=np.float64)
+    level = 10 ** rng.uniform(-1, 4)
+    x0 = rng.uniform(0.01, 0.2) * n
+    a = rng.uniform(0.0, 1.5)
+    scale = rng.uniform(0.2, 2.0) * n
+    bg = level * (1 + x / x0) ** a * np.exp(-x / scale)
+    bg = bg / bg.max() * level
+    return bg[::-1].copy() if rng.random() < 0.5 else bg  # bid side: the mid on the right
+
+
+def _book_decay(rng: np.random.Generator) -> Labelled:
+    n = _n(rng)
+    bg = _book_background(rng, n)
+    noise = LogNormal(rng.uniform(0.2, 0.6))
+    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 10.0))
+    vol = noise.draw(rng, clean)
+    # far, thin buckets are often empty: a level there is an order or none
+    empty = rng.random(n) < 0.5 * np.exp(-clean / (0.1 * clean.max()))
+    vol[empty & (bg < 0.1 * bg.max())] = 0.0
+    return Labelled("book_decay", _prices(rng, n), vol, clean, labels_of(clean, humps), ())
+
+
+def _trade_humps(rng: np.random.Generator) -> Labelled:
+    n = _n(rng)
+    x = np.arange(n, dtype=np.float64)
+    level = 10 ** rng.uniform(np.log10(3), np.log10(500))  # trades per bucket at the top
+    bg = np.full(n, level * rng.uniform(0.02, 0.15))
+    for _ in range(int(rng.integers(1, 4))):
+        c, w = rng.uniform(0.1, 0.9) * n, rng.uniform(0.08, 0.3) * n
+        bg += level * rng.uniform(0.3, 1.0) * np.exp(-0.5 * ((x - c) / w) ** 2)
+    size = 10 ** rng.uniform(-3, 1)
+    bg *= size
+    noise = Poisson(size)
+    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 25.0))
+    vol = noise.draw(rng, clean)
+    return Labelled("trade_humps", _prices(rng, n), vol, clean, labels_of(clean, humps), ())
+
+
+def _slope(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = np.arange(n, dtype=np.float64) / n
+    level = 10 ** rng.uniform(-1, 4)
+    kind = rng.integers(0, 3)
+    if kind == 0:
+        return np.full(n, level)
+    if kind == 1:
+        t = rng.uniform(-0.9, 0.9)
+        return level * (1 + t * (2 * x - 1))
+    return level * np.exp(rng.uniform(-3, 3) * (x - 0.5))
+
+
+def _multiplicative(rng: np.random.Generator) -> Labelled:
+    n = _n(rng)
+    bg = _slope(rng, n)
+    noise = LogNormal(rng.uniform(0.3, 0.8))
+    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 15.0))
+    vol = noise.draw(rng, clean)
+    return Labelled("multiplicative", _prices(rng, n), vol, clean, labels_of(clean, humps), ())
+
+
+def _heteroscedastic(rng: np.random.Generator) -> Labelled:
+    n = _n(rng)
+    bg = _slope(rng, n)
+    if rng.random() < 0.5:
+        x = np.arange(n, dtype=np.float64)
+        c, w = rng.uniform(0.2, 0.8) * n, rng.uniform(0.1, 0.35) * n
+        bg = bg * (0.1 + 0.9 * np.exp(-0.5 * ((x - c) / w) ** 2))
+    g = rng.uniform(0.5, 1.0)
+    c = rng.uniform(0.15, 0.5) * float(np.median(bg)) ** (1 - g)  # 15-50 % at the median level
+    noise = Hetero(c, g)
+    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 15.0))
+    vol = noise.draw(rng, clean)
+    return Labelled("heteroscedastic", _prices(rng, n), vol, clean, labels_of(clean, humps), ())
+
+
+@functools.cache
+def real_trade_sizes() -> np.ndarray:
+    """Trade quantities of the recordings, each symbol's divided by its mean (so the mean is 1)."""
+    by_symbol: dict[str, list[float]] = {}
+    for path in (HFT_0808, HFT_0809):
+        with gzip.open(path, "rt") as f:
+            for line in f:
+                if "@trade" in line:
+                    data = json.loads(line.split(" ", 1)[1])["data"]
+                    by_symbol.setdefault(data["s"], []).append(float(data["q"]))
+    for path in (CRYPTOFEED, BINANCE_US[1]):
+        with path.open() as f:
+            for line in f:
+                if "@aggTrade" in line and '"data"' in line:
+                    data = json.loads(line.split(": ", 1)[1])["data"]
+                    by_symbol.setdefault(data["s"], []).append(float(data["q"]))
+    parts = [np.array(q) / np.mean(q) for q in by_symbol.values() if len(q) >= 20]
+    return np.concatenate(parts)
+
+
+def _bursty(rng: np.random.Generator) -> Labelled:
+    n = _n(rng)
+    x = np.arange(n, dtype=np.float64)
+    level = 10 ** rng.uniform(np.log10(2), np.log10(200))  # trades per bucket
+    bg = level * (1 + rng.uniform(-0.6, 0.6) * (2 * x / n - 1))
+    if rng.random() < 0.6:
+        c, w = rng.uniform(0.2, 0.8) * n, rng.uniform(0.1, 0.35) * n
+        bg *= 0.15 + 0.85 * np.exp(-0.5 * ((x - c) / w) ** 2)
+    noise = Clustered(rng.uniform(1.0, 6.0), real_trade_sizes())
+    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 12.0))
+    unit = 10 ** rng.uniform(-3, 2)  # the symbol's size scale
+    vol = noise.draw(rng, clean) * unit
+    return Labelled("bursty", _prices(rng, n), vol, clean * unit, labels_of(clean, humps), ())
+
+
+def _walls(rng: np.random.Generator) -> Labelled:
+    n = _n(rng)
+    bg = _book_background(rng, n) if rng.random() < 0.6 else _slope(rng, n)
+    noise = LogNormal(rng.uniform(0.15, 0.5))
+    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 12.0))
+    x = np.arange(n, dtype=np.float64)
+    if rng.random() < 0.5:  # a dominant point of control
+        for _ in range(50):
+            h = random_hump(rng, 0.0, (3.0, 15.0))
+            reach = 3 * h.half_width + 6
+            c = rng.uniform(reach, n - reach)
+            if _free(c, h.half_width, [(g.centre, g.half_width) for g in humps]):
+                h = Hump(c, h.left, h.right, h.kind)
+                amp = rng.uniform(10, 40) * 4 * float(noise.sd(bg[round(c)])) + 3 * float(bg.max())
+                clean = clean + amp * h.shape(x)
+                humps.append(h)
+                break
+    labels = labels_of(clean, humps)
+    walled, walls, _ = add_walls(rng, clean, bg, humps, int(rng.integers(1, max(2, n // 200) + 2)))
+    vol = noise.draw(rng, walled)
+    # walls are resting orders: their size is drawn apart from the noise
+    vol[walls] = walled[walls] - clean[walls] + noise.draw(rng, clean[walls])
+    # gaps: runs of empty buckets, away from humps and walls
+    keep_out = [(h.centre, 3 * h.half_width + 3) for h in humps] + [(w, 3) for w in walls]
+    for _ in range(int(rng.integers(0, 4))):
+        length = int(rng.integers(3, 31))
+        a = int(rng.integers(1, max(2, n - length - 1)))
+        if all(b + reach < a or b - reach > a + length for b, reach in keep_out):
+            vol[a : a + length] = 0.0
+    return Labelled("walls", _prices(rng, n), vol, walled, labels, tuple(walls))
+
+
+@functools.cache
+def real_books() -> tuple[tuple[str, np.ndarray, np.ndarray, float], ...]:
+    """Every recorded REST book side: (name, prices from the touch outwards, quantities, tick)."""
+    out = []
+    for path, tick in ((CRYPTOFEED, None), (BINANCE_US[0], 0.0001)):
+        with path.open() as f:
+            for line in f:
+                if line.startswith("https://") and "/depth?" in line and "lastUpdateId" in line:
+                    url, rest = line.split(" -> ", 1)
+                    symbol = url.split("symbol=")[1].split("&")[0]
+                    book = json.loads(rest.split(": ", 1)[1])
+                    for side in ("bids", "asks"):
+                        px = np.array([float(p) for p, _ in book[side]])
+                        q = np.array([float(q) for _, q in book[side]])
+                        t = tick or float(np.min(np.abs(np.diff(px))[np.abs(np.diff(px)) > 0]))
+                        out.append((f"{symbol}_{side}", px, q, t))
+    return tuple(out)
+
+
+def wall_rule(v: np.ndarray) -> list[int]:
+    """Walls of a recorded book by the module doc's rule."""
+    n = v.size
+    ring = np.r_[np.ones(10), np.zeros(3), np.ones(10)] / 20.0
+    ref = np.convolve(np.pad(v, 11, mode="edge"), ring, mode="same")[11:-11]
+    big = (v >= 8 * ref) & (v >= 4 * (float(v[v > 0].mean()) if (v > 0).any() else np.inf))
+    out: list[int] = []
+    for i in np.flatnonzero(big).tolist():
+        left = v[i - 1] if i > 0 else 0.0
+        right = v[i + 1] if i + 1 < n else 0.0
+        after = v[i + 2] if i + 2 < n else 0.0
+        if left < 0.5 * v[i] and right < 0.5 * v[i]:
+            out.append(i)
+        elif left < 0.5 * v[i] and right >= 0.5 * v[i] and after < 0.5 * right:
+            out += [i, i + 1]
+    return sorted(set(out))
+
+
+def _real_books(rng: np.random.Generator) -> Labelled:
+    books = real_books()
+    _, px, q, tick = books[int(rng.integers(0, len(books)))]
+    touch = px[0]
+    far = np.abs(px - touch)
+    reach = min(float(far.max()), 0.3 * touch)
+    span = reach * rng.uniform(0.25, 1.0)
+    n = _n(rng)
+    size = max(span / n, tick)
+    n = max(min(n, int(span / size)), MIN_BUCKETS)
+    size = span / n
+    ascending = px[-1] > px[0]
+    low = touch - 0.5 * size if ascending else touch - (n - 0.5) * size  # the touch in an end bucket
+    idx = np.floor((px - low) / size).astype(np.int64)
+    ok = (idx >= 0) & (idx < n)
+    bg_real = np.bincount(idx[ok], weights=q[ok], minlength=n).astype(np.float64)
+    smooth = median_filter(bg_real, size=41, mode="nearest")
+    resid = np.abs(bg_real - smooth)
+    local = 1.4826 * median_filter(resid, size=41, mode="nearest")
+    floor = 0.1 * float(np.mean(bg_real[bg_real > 0])) if (bg_real > 0).any() else 1.0
+    scale = np.maximum(np.maximum(local, 0.5 * smooth), floor)
+    _, humps = plant(rng, np.zeros(n), lambda b: 0.0, _count(rng, n), (1.0, 12.0))  # places only
+    x = np.arange(n, dtype=np.float64)
+    added = np.zeros(n)
+    for h in humps:  # heights against the recorded book's local noise
+        z = rng.uniform(4.0, 8.0) / np.sqrt(max(1.0, h.half_width / 2))
+        added += z * float(scale[round(h.centre)]) * h.shape(x)
+    clean = smooth + added
+    vol = bg_real + added
+    walls = [w for w in wall_rule(bg_real) if all(abs(w - h.centre) > 3 * h.half_width + 2 for h in humps)]
+    prices = low + size * np.arange(n, dtype=np.float64)
+    return Labelled("real_books", prices, vol, clean, labels_of(clean, humps), tuple(walls))
+
+
+GENERATORS: dict[str, Callable[[np.random.Generator], Labelled]] = {
+    "compound_poisson": _compound_poisson,
+    "book_decay": _book_decay,
+    "trade_humps": _trade_humps,
+    "multiplicative": _multiplicative,
+    "heteroscedastic": _heteroscedastic,
+    "bursty": _bursty,
+    "walls": _walls,
+    "real_books": _real_books,
+}
+FAMILIES = tuple(GENERATORS)
+SEED = 20261207
+
+
+def dataset(family: str, count: int = N_PER_FAMILY, seed: int = SEED) -> list[Labelled]:
+    """``count`` profiles of ``family``; the same (family, seed) always gives the same profiles."""
+    rng = np.random.default_rng([seed, FAMILIES.index(family)])
+    return [GENERATORS[family](rng) for _ in range(count)]
