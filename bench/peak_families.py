@@ -98,6 +98,7 @@ class Labelled:
     clean: np.ndarray
     peaks: tuple[tuple[int, int], ...]
     walls: tuple[int, ...]
+    planted: tuple[tuple[float, int], ...] = ()  # every hump's centre and half width, labelled or not
 
 
 def tolerance(half_width: int) -> int:
@@ -261,6 +262,10 @@ def plant(
     return signal, humps
 
 
+def _planted(humps: Sequence[Hump]) -> tuple[tuple[float, int], ...]:
+    return tuple(sorted((h.centre, h.half_width) for h in humps))
+
+
 def labels_of(clean: np.ndarray, humps: Sequence[Hump]) -> tuple[tuple[int, int], ...]:
     """Each hump's label per the module doc's rule, sorted by index."""
     n = clean.size
@@ -332,8 +337,9 @@ def _bump(x: np.ndarray, centre: float, left: float, right: float) -> np.ndarray
 
 def make_compound_poisson(
     rng: np.random.Generator, n: int | None = None
-) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
-    """The project's own generator, as it was (same draws): volumes, noise-free profile, labels.
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], list[tuple[float, int]]]:
+    """The project's own generator, as it was (same draws): volumes, noise-free profile, labels,
+    planted humps (centre, half width).
 
     Trend and half the time a broad bell; gaussian bumps of 0.8-5 buckets, half skewed, a quarter
     with a close partner; 5-10 sigma at the top; compound Poisson (gamma sizes). Its labels keep
@@ -387,12 +393,14 @@ def make_compound_poisson(
             labels[j] = max(1, round(_HWHM_GAUSS * w))
     trades = rng.poisson(signal)
     vol = np.where(trades > 0, rng.gamma(np.maximum(trades, 1) / size_cv**2, size_cv**2), 0.0)
-    return vol, signal, sorted(labels.items())
+    planted = [(c, max(1, round(_HWHM_GAUSS * w))) for c, w in zip(centres, widths, strict=True)]
+    return vol, signal, sorted(labels.items()), planted
 
 
 def _compound_poisson(rng: np.random.Generator) -> Labelled:
-    vol, clean, labels = make_compound_poisson(rng)
-    return Labelled("compound_poisson", _prices(rng, vol.size), vol, clean, tuple(labels), ())
+    vol, clean, labels, planted = make_compound_poisson(rng)
+    prices = _prices(rng, vol.size)
+    return Labelled("compound_poisson", prices, vol, clean, tuple(labels), (), tuple(planted))
 
 
 def _book_background(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -415,7 +423,7 @@ def _book_decay(rng: np.random.Generator) -> Labelled:
     # far, thin buckets are often empty: a level there is an order or none
     empty = rng.random(n) < 0.5 * np.exp(-clean / (0.1 * clean.max()))
     vol[empty & (bg < 0.1 * bg.max())] = 0.0
-    return Labelled("book_decay", _prices(rng, n), vol, clean, labels_of(clean, humps), ())
+    return Labelled("book_decay", _prices(rng, n), vol, clean, labels_of(clean, humps), (), _planted(humps))
 
 
 def _trade_humps(rng: np.random.Generator) -> Labelled:
@@ -431,7 +439,7 @@ def _trade_humps(rng: np.random.Generator) -> Labelled:
     noise = Poisson(size)
     clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 25.0))
     vol = noise.draw(rng, clean)
-    return Labelled("trade_humps", _prices(rng, n), vol, clean, labels_of(clean, humps), ())
+    return Labelled("trade_humps", _prices(rng, n), vol, clean, labels_of(clean, humps), (), _planted(humps))
 
 
 def _slope(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -452,7 +460,9 @@ def _multiplicative(rng: np.random.Generator) -> Labelled:
     noise = LogNormal(rng.uniform(0.3, 0.8))
     clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 15.0))
     vol = noise.draw(rng, clean)
-    return Labelled("multiplicative", _prices(rng, n), vol, clean, labels_of(clean, humps), ())
+    return Labelled(
+        "multiplicative", _prices(rng, n), vol, clean, labels_of(clean, humps), (), _planted(humps)
+    )
 
 
 def _heteroscedastic(rng: np.random.Generator) -> Labelled:
@@ -467,7 +477,9 @@ def _heteroscedastic(rng: np.random.Generator) -> Labelled:
     noise = Hetero(c, g)
     clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 15.0))
     vol = noise.draw(rng, clean)
-    return Labelled("heteroscedastic", _prices(rng, n), vol, clean, labels_of(clean, humps), ())
+    return Labelled(
+        "heteroscedastic", _prices(rng, n), vol, clean, labels_of(clean, humps), (), _planted(humps)
+    )
 
 
 @functools.cache
@@ -502,7 +514,9 @@ def _bursty(rng: np.random.Generator) -> Labelled:
     clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 12.0))
     unit = 10 ** rng.uniform(-3, 2)  # the symbol's size scale
     vol = noise.draw(rng, clean) * unit
-    return Labelled("bursty", _prices(rng, n), vol, clean * unit, labels_of(clean, humps), ())
+    return Labelled(
+        "bursty", _prices(rng, n), vol, clean * unit, labels_of(clean, humps), (), _planted(humps)
+    )
 
 
 def _walls(rng: np.random.Generator) -> Labelled:
@@ -534,7 +548,7 @@ def _walls(rng: np.random.Generator) -> Labelled:
         a = int(rng.integers(1, max(2, n - length - 1)))
         if all(b + reach < a or b - reach > a + length for b, reach in keep_out):
             vol[a : a + length] = 0.0
-    return Labelled("walls", _prices(rng, n), vol, walled, labels, tuple(walls))
+    return Labelled("walls", _prices(rng, n), vol, walled, labels, tuple(walls), _planted(humps))
 
 
 @functools.cache
@@ -605,7 +619,8 @@ def _real_books(rng: np.random.Generator) -> Labelled:
     vol = bg_real + added
     walls = [w for w in wall_rule(bg_real) if all(abs(w - h.centre) > 3 * h.half_width + 2 for h in humps)]
     prices = low + size * np.arange(n, dtype=np.float64)
-    return Labelled("real_books", prices, vol, clean, labels_of(clean, humps), tuple(walls))
+    labels = labels_of(clean, humps)
+    return Labelled("real_books", prices, vol, clean, labels, tuple(walls), _planted(humps))
 
 
 GENERATORS: dict[str, Callable[[np.random.Generator], Labelled]] = {

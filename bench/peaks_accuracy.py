@@ -54,7 +54,7 @@ __all__ = ["Counts", "make_profile", "match", "run"]
 
 def make_profile(rng: np.random.Generator, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The project's own generator (``compound_poisson``): volumes and labelled peak indices."""
-    vol, _, labels = make_compound_poisson(rng, n)
+    vol, _, labels, _ = make_compound_poisson(rng, n)
     return vol, np.array([i for i, _ in labels], dtype=np.int64)
 
 

@@ -1,0 +1,137 @@
+"""The labelled peak families of ``bench.peak_families`` keep their label rules, and the accuracy
+bench's scorer matches detections to labels one to one.
+
+Why test a benchmark: its figures decide the detector's defaults; a label off its hump, a wall
+three buckets wide or a scorer that counts one detection twice would move them silently.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.peak_families import FAMILIES, Labelled, dataset, tolerance
+from bench.peaks_accuracy import match
+
+COUNT = 12
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def family(request: pytest.FixtureRequest) -> list[Labelled]:
+    return dataset(request.param, count=COUNT)
+
+
+def test_every_family_has_labels_and_sizes_in_range(family):
+    assert sum(len(p.peaks) for p in family) >= COUNT
+    for p in family:
+        assert 200 <= p.volumes.size <= 3000
+        assert p.prices.size == p.volumes.size == p.clean.size
+        step = np.diff(p.prices)
+        assert (step > 0).all()
+        assert np.allclose(step, step[0], rtol=1e-9)
+        assert np.isfinite(p.volumes).all()
+        assert (p.volumes >= 0).all()
+
+
+def test_peak_labels_sit_on_planted_humps(family):
+    """Each label is a local maximum of the noise-free profile within its hump's half width of a
+    planted centre (the compound_poisson family: within 2 buckets, its old rule), with that half
+    width; no two labels share a tolerance window."""
+    for p in family:
+        for i, hw in p.peaks:
+            assert 0 < i < p.clean.size - 1
+            assert p.clean[i] > p.clean[i - 1] or p.family == "compound_poisson"
+            assert p.clean[i] >= p.clean[i - 1]
+            assert p.clean[i] >= p.clean[i + 1]
+            reach = 2 if p.family == "compound_poisson" else hw
+            assert any(abs(i - c) <= reach + 0.5 and h == hw for c, h in p.planted), (p.family, i, hw)
+        if p.family != "compound_poisson":  # its close pairs are the old generator's own
+            idx = [i for i, _ in p.peaks]
+            tol = [tolerance(hw) for _, hw in p.peaks]
+            for k in range(len(idx) - 1):
+                assert idx[k + 1] - idx[k] > tol[k] + tol[k + 1]
+
+
+def test_a_planted_hump_without_label_makes_no_maximum(family):
+    """A hump is unlabelled only when the noise-free profile has no local maximum near it."""
+    for p in family:
+        if p.family == "compound_poisson":
+            continue
+        labelled = {i for i, _ in p.peaks}
+        for c, hw in p.planted:
+            near = range(max(round(c) - hw, 1), min(round(c) + hw + 1, p.clean.size - 1))
+            if not any(abs(i - c) <= hw + 0.5 for i in labelled):
+                y = p.clean
+                assert not any(y[j] > y[j - 1] and y[j] >= y[j + 1] and y[j] == y[near].max() for j in near)
+
+
+def test_walls_are_one_or_two_buckets_standing_alone(family):
+    for p in family:
+        walls = sorted(p.walls)
+        spans: list[list[int]] = []
+        for w in walls:
+            if spans and w == spans[-1][-1] + 1:
+                spans[-1].append(w)
+            else:
+                spans.append([w])
+        for span in spans:
+            assert len(span) <= 2, (p.family, span)
+            a, b = span[0], span[-1]
+            top = p.volumes[a : b + 1].max()
+            ring = np.r_[p.volumes[max(a - 12, 0) : max(a - 2, 0)], p.volumes[b + 3 : b + 13]]
+            assert top >= 3 * np.median(ring), (p.family, span)
+            if a > 0:
+                assert p.volumes[a - 1] < top
+            if b + 1 < p.volumes.size:
+                assert p.volumes[b + 1] < top
+            for i, hw in p.peaks:  # never within a peak's reach
+                assert min(abs(a - i), abs(b - i)) > tolerance(hw)
+
+
+def test_walls_family_and_real_books_have_walls():
+    assert sum(len(p.walls) for p in dataset("walls", count=COUNT)) > COUNT
+    assert sum(len(p.walls) for p in dataset("real_books", count=COUNT)) > COUNT
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_generators_are_deterministic_per_seed(name):
+    a, b = dataset(name, count=3, seed=5), dataset(name, count=3, seed=5)
+    other = dataset(name, count=3, seed=6)
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(x.volumes, y.volumes)
+        assert np.array_equal(x.prices, y.prices)
+        assert x.peaks == y.peaks
+        assert x.walls == y.walls
+    assert any(
+        x.volumes.size != y.volumes.size or not np.array_equal(x.volumes, y.volumes)
+        for x, y in zip(a, other, strict=True)
+    )
+
+
+def _profile(peaks: list[tuple[int, int]], walls: tuple[int, ...] = ()) -> Labelled:
+    n = 40
+    return Labelled("hand", np.arange(n, dtype=np.float64), np.ones(n), np.ones(n), tuple(peaks), walls)
+
+
+def test_scorer_matches_one_to_one():
+    # two detections on one label: one true, one false positive beside it
+    c = match([10, 11], _profile([(10, 1)]))
+    assert (c.tp, c.fp, c.fn, c.fp_beside) == (1, 1, 0, 1)
+    # one detection between two labels finds one of them, not both
+    c = match([12], _profile([(10, 2), (14, 2)]))
+    assert (c.tp, c.fp, c.fn) == (1, 0, 1)
+
+
+def test_scorer_finds_the_largest_matching():
+    # a wide label (10, half width 10: 0..20) and a narrow one (12: 10..14). Giving the wide one
+    # its nearest or leftmost detection (11) would leave the narrow one unmatched.
+    c = match([11, 19], _profile([(10, 10), (12, 1)]))
+    assert (c.tp, c.fp, c.fn) == (2, 0, 0)
+
+
+def test_scorer_counts_wall_hits_and_scores_reported_walls():
+    prof = _profile([(10, 2)], walls=(30, 31))
+    c = match([10, 30], prof, walls_found=[31, 5])
+    assert (c.tp, c.fp, c.fn, c.fp_wall) == (1, 1, 0, 1)
+    # a two-bucket wall is one wall: one reported wall finds it, one was no wall
+    assert (c.wall_tp, c.wall_fp, c.wall_fn) == (1, 1, 0)
