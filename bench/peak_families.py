@@ -20,6 +20,10 @@ volumes, the noise-free profile it was drawn around (``clean``), the wave-peak l
   the noise-free profile (higher than the bucket on its left, not lower than the one on its right).
   A hump that makes no maximum (a shoulder on a steep slope) has no label. A detection finds a
   label when it lies within ``tolerance(half_width) = max(2, half_width)`` buckets, one to one.
+* Planted half widths run from 1 bucket to a family's widest (10-25), at most a 60th of the
+  profile (at least 2), and a background bell's sigma is at least four times the widest planted
+  half width and at least 40 buckets: a wave peak is never as broad as the background it
+  stands on.
 * Humps are planted apart: centres at least ``3 (hw1 + hw2) + 4`` buckets apart (the
   ``compound_poisson`` family keeps the old generator's own rule, close pairs included), so no
   detection is within the tolerance of two labels.
@@ -323,6 +327,17 @@ def _n(rng: np.random.Generator) -> int:
     return int(np.exp(rng.uniform(np.log(MIN_BUCKETS), np.log(MAX_BUCKETS + 1))))
 
 
+def _widths(n: int, widest: float) -> tuple[float, float]:
+    """Planted half widths: 1 bucket up to ``widest``, at most a 60th of the range (at least 2)."""
+    return 1.0, max(2.0, min(widest, n / 60))
+
+
+def _broad(rng: np.random.Generator, n: int, lo: float, hi: float, widest: float) -> float:
+    """Sigma of a background bell: ``lo``-``hi`` of the range, at least four times as wide as
+    the widest planted hump and at least 40 buckets, so a background bell is never a wave peak."""
+    return max(rng.uniform(lo, hi) * n, 4 * widest / _HWHM_GAUSS, 40.0)
+
+
 def _count(rng: np.random.Generator, n: int) -> int:
     return int(rng.integers(1, max(2, n // 150) + 1))
 
@@ -418,7 +433,7 @@ def _book_decay(rng: np.random.Generator) -> Labelled:
     n = _n(rng)
     bg = _book_background(rng, n)
     noise = LogNormal(rng.uniform(0.2, 0.6))
-    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 10.0))
+    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), _widths(n, 10.0))
     vol = noise.draw(rng, clean)
     # far, thin buckets are often empty: a level there is an order or none
     empty = rng.random(n) < 0.5 * np.exp(-clean / (0.1 * clean.max()))
@@ -432,12 +447,12 @@ def _trade_humps(rng: np.random.Generator) -> Labelled:
     level = 10 ** rng.uniform(np.log10(3), np.log10(500))  # trades per bucket at the top
     bg = np.full(n, level * rng.uniform(0.02, 0.15))
     for _ in range(int(rng.integers(1, 4))):
-        c, w = rng.uniform(0.1, 0.9) * n, rng.uniform(0.08, 0.3) * n
+        c, w = rng.uniform(0.1, 0.9) * n, _broad(rng, n, 0.08, 0.3, _widths(n, 25.0)[1])
         bg += level * rng.uniform(0.3, 1.0) * np.exp(-0.5 * ((x - c) / w) ** 2)
     size = 10 ** rng.uniform(-3, 1)
     bg *= size
     noise = Poisson(size)
-    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 25.0))
+    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), _widths(n, 25.0))
     vol = noise.draw(rng, clean)
     return Labelled("trade_humps", _prices(rng, n), vol, clean, labels_of(clean, humps), (), _planted(humps))
 
@@ -458,7 +473,7 @@ def _multiplicative(rng: np.random.Generator) -> Labelled:
     n = _n(rng)
     bg = _slope(rng, n)
     noise = LogNormal(rng.uniform(0.3, 0.8))
-    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 15.0))
+    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), _widths(n, 15.0))
     vol = noise.draw(rng, clean)
     return Labelled(
         "multiplicative", _prices(rng, n), vol, clean, labels_of(clean, humps), (), _planted(humps)
@@ -470,12 +485,12 @@ def _heteroscedastic(rng: np.random.Generator) -> Labelled:
     bg = _slope(rng, n)
     if rng.random() < 0.5:
         x = np.arange(n, dtype=np.float64)
-        c, w = rng.uniform(0.2, 0.8) * n, rng.uniform(0.1, 0.35) * n
+        c, w = rng.uniform(0.2, 0.8) * n, _broad(rng, n, 0.1, 0.35, _widths(n, 15.0)[1])
         bg = bg * (0.1 + 0.9 * np.exp(-0.5 * ((x - c) / w) ** 2))
     g = rng.uniform(0.5, 1.0)
     c = rng.uniform(0.15, 0.5) * float(np.median(bg)) ** (1 - g)  # 15-50 % at the median level
     noise = Hetero(c, g)
-    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 15.0))
+    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), _widths(n, 15.0))
     vol = noise.draw(rng, clean)
     return Labelled(
         "heteroscedastic", _prices(rng, n), vol, clean, labels_of(clean, humps), (), _planted(humps)
@@ -508,10 +523,10 @@ def _bursty(rng: np.random.Generator) -> Labelled:
     level = 10 ** rng.uniform(np.log10(2), np.log10(200))  # trades per bucket
     bg = level * (1 + rng.uniform(-0.6, 0.6) * (2 * x / n - 1))
     if rng.random() < 0.6:
-        c, w = rng.uniform(0.2, 0.8) * n, rng.uniform(0.1, 0.35) * n
+        c, w = rng.uniform(0.2, 0.8) * n, _broad(rng, n, 0.1, 0.35, _widths(n, 12.0)[1])
         bg *= 0.15 + 0.85 * np.exp(-0.5 * ((x - c) / w) ** 2)
     noise = Clustered(rng.uniform(1.0, 6.0), real_trade_sizes())
-    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 12.0))
+    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), _widths(n, 12.0))
     unit = 10 ** rng.uniform(-3, 2)  # the symbol's size scale
     vol = noise.draw(rng, clean) * unit
     return Labelled(
@@ -523,11 +538,12 @@ def _walls(rng: np.random.Generator) -> Labelled:
     n = _n(rng)
     bg = _book_background(rng, n) if rng.random() < 0.6 else _slope(rng, n)
     noise = LogNormal(rng.uniform(0.15, 0.5))
-    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), (1.0, 12.0))
+    clean, humps = plant(rng, bg, lambda b: float(noise.sd(b)), _count(rng, n), _widths(n, 12.0))
     x = np.arange(n, dtype=np.float64)
     if rng.random() < 0.5:  # a dominant point of control
         for _ in range(50):
-            h = random_hump(rng, 0.0, (3.0, 15.0))
+            widest = _widths(n, 15.0)[1]
+            h = random_hump(rng, 0.0, (min(3.0, widest), widest))
             reach = 3 * h.half_width + 6
             c = rng.uniform(reach, n - reach)
             if _free(c, h.half_width, [(g.centre, g.half_width) for g in humps]):
@@ -609,7 +625,7 @@ def _real_books(rng: np.random.Generator) -> Labelled:
     local = 1.4826 * median_filter(resid, size=41, mode="nearest")
     floor = 0.1 * float(np.mean(bg_real[bg_real > 0])) if (bg_real > 0).any() else 1.0
     scale = np.maximum(np.maximum(local, 0.5 * smooth), floor)
-    _, humps = plant(rng, np.zeros(n), lambda b: 0.0, _count(rng, n), (1.0, 12.0))  # places only
+    _, humps = plant(rng, np.zeros(n), lambda b: 0.0, _count(rng, n), _widths(n, 12.0))  # places only
     x = np.arange(n, dtype=np.float64)
     added = np.zeros(n)
     for h in humps:  # heights against the recorded book's local noise

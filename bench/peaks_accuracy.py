@@ -18,8 +18,8 @@ Detectors, all from the same run on the same profiles:
   range (domain.md §4's recipe) swept, ``distance`` and ``width`` on a grid;
 * a smoothed, background-relative ``find_peaks``: the volumes (or their square roots) smoothed
   by a gaussian, minus a rolling median (the background), divided by a rolling median absolute
-  deviation (the local noise scale), then ``find_peaks`` with a prominence threshold (swept) and
-  ``distance``.
+  deviation (the local noise scale), then ``find_peaks`` with a height threshold in those noise
+  units (swept), a minimum prominence within a window (``wlen``) and ``distance``.
 
 Scoring (:func:`match`): a detection finds a label within ``tolerance(half_width) = max(2,
 half_width)`` buckets, one to one (the largest such matching). Any other detection is a false
@@ -240,26 +240,35 @@ def scipy_raw() -> Method:
 
 
 def background_relative(v: np.ndarray, transform: str, smooth: float, window: int) -> np.ndarray:
-    """``(y - rolling median) / (1.4826 rolling MAD)`` of the smoothed (square-root) profile."""
+    """The smoothed (square-root) profile minus its rolling median, in units of its local noise.
+
+    The noise is estimated on the unsmoothed series, from first differences (1.4826 x their
+    rolling median absolute value / sqrt 2), and carried through the gaussian (x its kernel's
+    norm): on the smoothed series itself a rolling MAD is near zero wherever it is monotone.
+    """
     y = np.sqrt(v) if transform == "sqrt" else v
-    if smooth > 0:
-        y = gaussian_filter1d(y, smooth, mode="nearest")
-    bg = median_filter(y, size=window, mode="nearest")
-    r = y - bg
-    scale = 1.4826 * median_filter(np.abs(r), size=window, mode="nearest")
-    positive = scale[scale > 0]
-    floor = float(np.quantile(positive, 0.1)) if positive.size else 1.0
-    return r / np.maximum(scale, floor)
+    ys = gaussian_filter1d(y, smooth, mode="nearest") if smooth > 0 else y
+    r = ys - median_filter(ys, size=window, mode="nearest")
+    d = np.abs(np.diff(y, prepend=y[0]))
+    scale = 1.4826 / np.sqrt(2) * median_filter(d, size=window, mode="nearest")
+    # a floor: half the profile's overall scale (where most buckets are empty the local MAD is 0)
+    floor = 0.5 * 1.4826 / np.sqrt(2) * float(np.median(d[1:])) if d.size > 1 else 0.0
+    if floor <= 0:
+        floor = float(np.mean(d)) or 1.0
+    norm = 1.0 / np.sqrt(2 * np.sqrt(np.pi) * smooth) if smooth > 0.5 else 1.0
+    return r / (np.maximum(scale, floor) * norm)
 
 
 def scipy_smoothed() -> Method:
-    """Background-relative ``find_peaks``: prominence (noise units) swept; the rest on a grid."""
+    """Background-relative ``find_peaks``: the height above the background in noise units swept
+    (``height=``), a minimum prominence within ``wlen`` = the window, and the rest on a grid."""
     configs: list[dict[str, Any]] = [
-        {"transform": t, "smooth": s, "window": w, "distance": d}
+        {"transform": t, "smooth": s, "window": w, "distance": d, "min_prominence": mp}
         for t in ("sqrt", "none")
-        for s in (1.0, 2.0, 4.0)
+        for s in (1.5, 3.0)
         for w in (31, 101)
-        for d in (1, 5)
+        for d in (3, 8)
+        for mp in (1.0, 3.0)
     ]
     cache: dict[tuple[int, str, float, int], np.ndarray] = {}
 
@@ -268,10 +277,12 @@ def scipy_smoothed() -> Method:
         z = cache.get(key)
         if z is None:
             z = cache[key] = background_relative(prof.volumes, cfg["transform"], cfg["smooth"], cfg["window"])
-        idx, props = find_peaks(z, distance=cfg["distance"], prominence=0.0)
-        return idx.astype(np.int64), props["prominences"], []
+        idx, _ = find_peaks(z, distance=cfg["distance"], prominence=cfg["min_prominence"], wlen=cfg["window"])
+        return idx.astype(np.int64), z[idx], []
 
-    return Method("scipy_smoothed", configs, cands, np.geomspace(0.5, 20.0, 30), "prominence")
+    # find_peaks applies height before distance, but a peak under the height never suppresses a
+    # higher one, so filtering the candidates by height afterwards gives the same peaks
+    return Method("scipy_smoothed", configs, cands, np.geomspace(1.0, 15.0, 30), "height")
 
 
 # --- leave one family out ------------------------------------------------------------------------
@@ -343,6 +354,11 @@ def run() -> list[Figure]:
                     Figure(f"peaks_precision_heldout_{family}", round(c.precision, 4)),
                     Figure(f"peaks_recall_heldout_{family}", round(c.recall, 4)),
                 ]
+                if c.wall_tp + c.wall_fn:  # a family with labelled walls
+                    figures += [
+                        Figure(f"walls_precision_heldout_{family}", round(c.wall_precision, 4)),
+                        Figure(f"walls_recall_heldout_{family}", round(c.wall_recall, 4)),
+                    ]
             figures.append(Figure(f"peaks_params_heldout_{family}{sfx}", method.label(setting)))
         if method.name == "ours":
             call, _ = _ours_call()
