@@ -12,8 +12,8 @@ that saw its family.
 Detectors, all from the same run on the same profiles:
 
 * ours: ``depthflow.peaks.find_wave_peaks(prices, volumes, **overrides)``, a grid over its
-  wave parameters (``smooth``, ``window``, ``min_relative_volume``, ``prominence_z``), the
-  others at their defaults; also scored at its defaults, untuned;
+  wave and wall parameters (:data:`OURS_GRID`), the others at their defaults; also scored at
+  its defaults, untuned (``peaks_f1_defaults_<family>``, ``peaks_f1_families_defaults``);
 * ``scipy.signal.find_peaks`` on the raw volumes: prominence as a fraction of the profile's
   range (domain.md §4's recipe) swept, ``distance`` and ``width`` on a grid;
 * a smoothed, background-relative ``find_peaks``: the volumes (or their square roots) smoothed
@@ -197,10 +197,13 @@ def _ours_call() -> tuple[Callable[..., Any], frozenset[str]]:
 OURS_GRID: dict[str, tuple[float, ...]] = {
     "smooth": (0.7, 1.5, 3.0),
     "window": (21, 41, 81),
+    "noise_window": (48, 96, 192),
+    "wall_z": (4.0, 5.0, 7.0),
     "min_relative_volume": (0.0, 0.5),
-    "prominence_z": (2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0),
+    "prominence_z": (1.5, 2.0, 2.5, 3.0, 4.0, 5.0),
 }
-"""Ours: the wave parameters of ``PeakParams`` (the others stay at their defaults)."""
+"""Ours: the wave and wall parameters of ``PeakParams`` that exist (walls are taken out before
+the wave search, so ``wall_z`` moves wave detections too); the others stay at their defaults."""
 
 
 def ours() -> Method:
@@ -210,8 +213,9 @@ def ours() -> Method:
     for key, values in grid.items():
         configs = [{**c, key: v} for c in configs for v in values]
     for c in configs:
-        if "window" in c:
-            c["window"] = int(c["window"])
+        for key in ("window", "noise_window"):
+            if key in c:
+                c[key] = int(c[key])
 
     def cands(prof: Labelled, cfg: dict[str, Any]) -> Found:
         out = call(prof.prices, prof.volumes, **cfg)
