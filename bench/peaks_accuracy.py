@@ -195,12 +195,13 @@ def _ours_call() -> tuple[Callable[..., Any], frozenset[str]]:
 
 
 OURS_GRID: dict[str, tuple[float, ...]] = {
-    "smooth": (0.7, 1.5, 3.0),
-    "window": (21, 41, 81),
-    "noise_window": (48, 96, 192),
-    "wall_z": (4.0, 5.0, 7.0),
+    "smooth": (0.7, 1.5, 3.0, 5.0),
+    "window": (41, 81),
+    "scales": (1, 3),
+    "noise_window": (96, 192),
+    "wall_z": (4.0, 6.0),
     "min_relative_volume": (0.0, 0.5),
-    "prominence_z": (1.5, 2.0, 2.5, 3.0, 4.0, 5.0),
+    "prominence_z": (1.0, 1.5, 2.0, 2.5, 3.0, 4.0),
 }
 """Ours: the wave and wall parameters of ``PeakParams`` that exist (walls are taken out before
 the wave search, so ``wall_z`` moves wave detections too); the others stay at their defaults."""
@@ -213,7 +214,7 @@ def ours() -> Method:
     for key, values in grid.items():
         configs = [{**c, key: v} for c in configs for v in values]
     for c in configs:
-        for key in ("window", "noise_window"):
+        for key in ("window", "noise_window", "scales"):
             if key in c:
                 c[key] = int(c[key])
 
