@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.signal import find_peaks
 
 from bench.peak_families import FAMILIES, Labelled, dataset, tolerance
-from bench.peaks_accuracy import match
+from bench.peaks_accuracy import background_relative, match, scipy_raw, scipy_smoothed
 
 COUNT = 12
 
@@ -135,3 +136,31 @@ def test_scorer_counts_wall_hits_and_scores_reported_walls():
     assert (c.tp, c.fp, c.fn, c.fp_wall) == (1, 1, 0, 1)
     # a two-bucket wall is one wall: one reported wall finds it, one was no wall
     assert (c.wall_tp, c.wall_fp, c.wall_fn) == (1, 1, 0)
+
+
+@pytest.mark.parametrize("make", [scipy_raw, scipy_smoothed], ids=["scipy", "scipy_smoothed"])
+def test_threshold_sweep_equals_calling_find_peaks(make):
+    """Filtering a configuration's candidates by a threshold gives what ``find_peaks`` called
+    with that threshold gives (distance is applied before prominence and after height)."""
+    method = make()
+    profiles = [p for name in ("walls", "bursty") for p in dataset(name, count=4)]
+    for cfg in method.configs[:: max(1, len(method.configs) // 6)]:
+        for prof in profiles:
+            idx, score, _ = method.candidates(prof, cfg)
+            for th in method.thresholds[::7]:
+                if method.name == "scipy":
+                    v = prof.volumes
+                    kw = {"distance": cfg["distance"], "prominence": th * (float(v.max() - v.min()) or 1.0)}
+                    if cfg["width"]:
+                        kw["width"] = cfg["width"]
+                    direct = find_peaks(v, **kw)[0]
+                else:
+                    z = background_relative(prof.volumes, cfg["transform"], cfg["smooth"], cfg["window"])
+                    direct = find_peaks(
+                        z,
+                        height=th,
+                        distance=cfg["distance"],
+                        prominence=cfg["min_prominence"],
+                        wlen=cfg["window"],
+                    )[0]
+                assert idx[score >= th].tolist() == direct.tolist()
