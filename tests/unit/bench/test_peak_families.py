@@ -164,3 +164,11 @@ def test_threshold_sweep_equals_calling_find_peaks(make):
                         wlen=cfg["window"],
                     )[0]
                 assert idx[score >= th].tolist() == direct.tolist()
+
+
+def test_scorer_tells_false_positives_on_a_thick_background():
+    clean = np.ones(40)
+    clean[15:30] = 5.0  # the top quarter of the noise-free profile
+    prof = Labelled("hand", np.arange(40.0), clean.copy(), clean, ((5, 1),), ())
+    c = match([5, 25, 35], prof)
+    assert (c.tp, c.fp, c.fp_high) == (1, 2, 1)
