@@ -368,17 +368,16 @@ def run() -> list[Figure]:
                 Figure(f"peaks_recall_heldout_families{sfx}", round(total.recall, 4)),
             ]
         for family, (setting, c) in zip(data, results, strict=True):
-            figures.append(Figure(f"peaks_f1_heldout_{family}{sfx}", round(c.f1, 4)))
-            if method.name == "ours":
+            figures += [
+                Figure(f"peaks_f1_heldout_{family}{sfx}", round(c.f1, 4)),
+                Figure(f"peaks_precision_heldout_{family}{sfx}", round(c.precision, 4)),
+                Figure(f"peaks_recall_heldout_{family}{sfx}", round(c.recall, 4)),
+            ]
+            if method.name == "ours" and c.wall_tp + c.wall_fn:  # a family with labelled walls
                 figures += [
-                    Figure(f"peaks_precision_heldout_{family}", round(c.precision, 4)),
-                    Figure(f"peaks_recall_heldout_{family}", round(c.recall, 4)),
+                    Figure(f"walls_precision_heldout_{family}", round(c.wall_precision, 4)),
+                    Figure(f"walls_recall_heldout_{family}", round(c.wall_recall, 4)),
                 ]
-                if c.wall_tp + c.wall_fn:  # a family with labelled walls
-                    figures += [
-                        Figure(f"walls_precision_heldout_{family}", round(c.wall_precision, 4)),
-                        Figure(f"walls_recall_heldout_{family}", round(c.wall_recall, 4)),
-                    ]
             figures.append(Figure(f"peaks_params_heldout_{family}{sfx}", method.label(setting)))
         if method.name == "ours":
             call, _ = _ours_call()
