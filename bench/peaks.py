@@ -1,8 +1,8 @@
-"""Group ``peaks``: cost of the peak detectors over 3000 buckets and of a full ``analyse``.
+"""Group ``peaks``: cost of ``find_wave_peaks`` over 3000 buckets and of a full ``analyse``.
 
-Why these inputs: the 3000-bucket profile is drawn by the accuracy benchmark's generator
-(compound Poisson trade counts, trending baseline, planted peaks), so the number of local maxima
-and of peaks, which drive the cost, is what a real trade profile gives. The book for
+Why these inputs: the 3000-bucket profile is drawn by the accuracy benchmark's compound Poisson
+family (``bench.peak_families``: trending baseline, planted peaks, gamma trade sizes), so the
+number of local maxima and of peaks, which drive the cost, is what a real trade profile gives. The book for
 ``zones_analyse_us`` mimics a Binance BTC snapshot at 5000 levels a side (tick 0.01, lognormal
 sizes, walls on round prices) spread over ~$500 a side, bucketed to 1.0 as the aggregator
 would (~500 buckets a side), plus a 3000-bucket trade profile around the mid.
@@ -10,6 +10,11 @@ would (~500 buckets a side), plus a 3000-bucket trade profile around the mid.
 Why a yardstick: the issue's anchor (performance-anchors.md B2 e3) is a numba weighted z-score
 peak finder measured at 9.9 us on a quiet machine of this kind. ``peaks_anchor_3000_us`` runs the
 same algorithm interleaved with ours, so a figure taken on a busy machine can be read against it.
+
+What is timed: ``peaks_3000_us`` is the public call, ``find_wave_peaks(prices, volumes)`` (input
+checks, waves and walls, the result; its items are built on first access, which
+``peaks_items_3000_us`` adds); ``peaks_kernel_3000_us`` the kernel alone, and
+``peaks_no_walls_3000_us`` with walls off (``wall_z`` huge): what telling walls apart costs.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from bench.peaks_accuracy import make_profile
+from bench.peak_families import make_compound_poisson
 from bench.report import Figure
 from bench.timing import Case, measure, measure_interleaved
 from depthflow.aggregator.bucketing import bucket_side
-from depthflow.peaks.detectors import combined_peaks, normal_peaks, ratio_peaks, robust_peaks
+from depthflow.peaks import PeakParams, find_wave_peaks
+from depthflow.peaks.detectors import detect_arrays
 from depthflow.peaks.zones import analyse
 
 N = 3000
@@ -56,7 +62,7 @@ def anchor_zscore(v: np.ndarray, w: np.ndarray, z_min: float) -> np.ndarray:
 
 def profile(seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
     """A 3000-bucket trade profile and weights decaying with distance from its middle (the mid)."""
-    vol, _ = make_profile(np.random.default_rng(seed), n=N)
+    vol = make_compound_poisson(np.random.default_rng(seed), n=N)[0]
     weights = np.exp(-np.abs(np.arange(N) - N / 2) / (0.005 * MID / BUCKET))
     return vol, weights
 
@@ -73,26 +79,33 @@ def book_side(rng: np.random.Generator, sign: int) -> tuple[np.ndarray, np.ndarr
 
 
 def run() -> list[Figure]:
-    """Time each detector on the 3000-bucket profile, the anchor kernel, and ``analyse``."""
+    """Time ``find_wave_peaks`` on the 3000-bucket profile, the anchor kernel, and ``analyse``."""
     vol, weights = profile()
+    prices = MID - N // 2 + np.arange(N) * BUCKET
     rng = np.random.default_rng(11)
     bids = bucket_side(*book_side(rng, -1), BUCKET)
     asks = bucket_side(*book_side(rng, +1), BUCKET)
     tpx = (np.floor(MID / BUCKET) - N // 2 + np.arange(N)) * BUCKET
     low, high = float(bids.px[0]), float(asks.px[-1] + BUCKET)
+    kp = PeakParams().kernel
+    kp1 = PeakParams(wall_z=1e300).kernel
 
     def full() -> object:
         return analyse(bids.px, bids.qty, asks.px, asks.qty, BUCKET, MID, low, high, tpx, vol)
+
+    def items() -> object:
+        found = find_wave_peaks(prices, vol)
+        return list(found.peaks), list(found.walls)
 
     anchor_zscore(vol, weights, 2.0)
     # the 3000-bucket calls interleave with each other only: a 0.5 ms analyse between samples
     # would flush the caches they run in and charge every one of them a cold start
     stats = measure_interleaved(
         {
-            "combined": Case(lambda: combined_peaks(vol), 20),
-            "normal": Case(lambda: normal_peaks(vol, weights), 20),
-            "ratio": Case(lambda: ratio_peaks(vol), 20),
-            "robust": Case(lambda: robust_peaks(vol), 20),
+            "find": Case(lambda: find_wave_peaks(prices, vol), 20),
+            "items": Case(items, 20),
+            "kernel": Case(lambda: detect_arrays(vol, kp), 20),
+            "no_walls": Case(lambda: detect_arrays(vol, kp1), 20),
             "anchor": Case(lambda: anchor_zscore(vol, weights, 2.0), 20),
         },
         repeat=400,
@@ -100,17 +113,15 @@ def run() -> list[Figure]:
     )
     stats["analyse"] = measure(full, number=2, repeat=400, budget_s=4.0)
     out = full()
+    found = find_wave_peaks(prices, vol)
     return [
-        Figure.timing("peaks_3000_us", stats["combined"]),
-        Figure.timing("peaks_normal_3000_us", stats["normal"]),
-        Figure.timing("peaks_ratio_3000_us", stats["ratio"]),
-        Figure.timing("peaks_robust_3000_us", stats["robust"]),
+        Figure.timing("peaks_3000_us", stats["find"]),
+        Figure.timing("peaks_items_3000_us", stats["items"]),
+        Figure.timing("peaks_kernel_3000_us", stats["kernel"]),
+        Figure.timing("peaks_no_walls_3000_us", stats["no_walls"]),
         Figure.timing("peaks_anchor_3000_us", stats["anchor"]),
-        Figure(
-            "peaks_3000_vs_anchor", round(stats["combined"].median_us / stats["anchor"].median_us, 2), "x"
-        ),
-        Figure("peaks_3000_found", len(combined_peaks(vol))),
-        Figure("peaks_normal_3000_found", len(normal_peaks(vol, weights))),
+        Figure("peaks_3000_vs_anchor", round(stats["find"].median_us / stats["anchor"].median_us, 2), "x"),
+        Figure("peaks_3000_found", f"{len(found.peaks)} peaks, {len(found.walls)} walls"),
         Figure.timing("zones_analyse_us", stats["analyse"]),
         Figure("zones_book_buckets_per_side", round((bids.px.size + asks.px.size) / 2, 1)),
         Figure("zones_found", f"{len(out.support)} support, {len(out.resistance)} resistance"),  # type: ignore[attr-defined]

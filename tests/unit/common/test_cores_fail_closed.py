@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 from depthflow.aggregator.bucketing import bucket_side
 from depthflow.aggregator.profile import NS_PER_MIN, RollingProfile
 from depthflow.ai_fusion.fusion import _clip, components, weighted_score
-from depthflow.peaks.detectors import detect
-from depthflow.peaks.params import METHODS, PeakParams
+from depthflow.peaks import find_wave_peaks
 from depthflow.peaks.zones import analyse
 
 EXTREME = [math.nan, math.inf, -math.inf, 0.0, -0.0, -1.0, 1e300, -1e300, 1e-300, 5e-324, 1e15, 1.0, 60_000.0]
@@ -83,13 +82,17 @@ def test_rolling_profile(batches, size):
 
 
 @FAST
-@given(arrays, st.sampled_from(METHODS))
-def test_peak_detection(vol, method):
-    peaks = fails_closed(detect, vol, None, PeakParams(method=method))
-    if peaks is not None:
-        for pk in peaks:  # a ratio over empty neighbours is an infinite score by definition
+@given(arrays, price_arrays)
+def test_peak_detection(vol, px):
+    found = fails_closed(find_wave_peaks, np.arange(vol.size, dtype=np.float64), vol)
+    if found is not None:
+        for pk in [*found.peaks, *found.walls]:
             assert 0.0 <= pk.confidence <= 1.0
             assert 0 <= pk.low_index <= pk.index <= pk.high_index < vol.size
+            assert finite(pk)
+    found = fails_closed(find_wave_peaks, px, np.ones(px.size))  # any prices: refused or finite
+    if found is not None:
+        assert finite(list(found.peaks), list(found.walls))
 
 
 @FAST

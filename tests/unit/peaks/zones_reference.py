@@ -9,7 +9,7 @@ like the definition: grids, peaks as zones, clipping at the mid, merging, rankin
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -17,11 +17,11 @@ import numpy as np
 
 from depthflow.common.messages import Zone
 from depthflow.common.pricing import bucket_keys
-from depthflow.peaks.detectors import Peak, detect
+from depthflow.peaks.detectors import Peak, find_wave_peaks
 from depthflow.peaks.levels import point_of_control, value_area, volume_nodes
 from depthflow.peaks.params import PeakParams
 from depthflow.peaks.vacuums import vacuums
-from depthflow.peaks.zones import ZONE_FIELDS, Analysis
+from depthflow.peaks.zones import ZONE_FIELDS, ZONE_KINDS, Analysis
 
 
 @dataclass(frozen=True)
@@ -81,19 +81,8 @@ def _grid(
     return _Grid(grid_px, dense, lo_pad, dense.size - 1 - hi_pad, total, first)
 
 
-def _weights(grid: _Grid, size: float, mid: float, scale: float) -> np.ndarray | None:
-    """Weights decaying with the distance of each bucket's centre from the mid (None: uniform)."""
-    length = scale * mid
-    if not (scale > 0 and mid > 0 and math.isfinite(length) and length > 1e-12 * size):
-        return None
-    distance = np.abs(grid.px + size / 2 - mid)
-    w = np.exp(-(distance - distance.min()) / length)
-    w[w < 1e-300] = 0.0  # as the kernel: nothing next to the weight 1 of the nearest bucket
-    return w
-
-
-def _zones(grid: _Grid, size: float, peaks: list[Peak]) -> list[_Found]:
-    """Peaks as price bands; pad rows are never a peak and never part of a zone."""
+def _zones(grid: _Grid, size: float, peaks: Sequence[Peak], kind: str) -> list[_Found]:
+    """Peaks (or walls) as price bands; pad rows are never a peak and never part of a zone."""
     out = []
     total = grid.total or 1.0
     for p in peaks:
@@ -102,18 +91,20 @@ def _zones(grid: _Grid, size: float, peaks: list[Peak]) -> list[_Found]:
         lo, hi = max(p.low_index, grid.real_lo), min(p.high_index, grid.real_hi)
         volume = float(grid.vol[lo : hi + 1].sum())
         low, high = float(grid.px[lo]), float((grid.first + hi + 1) * size)
-        zone = _zone(low, high, float(grid.px[p.index] + size / 2), volume, volume / total, p.confidence)
+        price = float(grid.px[p.index] + size / 2)
+        zone = _zone(low, high, price, volume, volume / total, p.confidence, kind)
         out.append(_Found(float(grid.px[p.index]), zone))
     return out
 
 
-def _zone(*values: float) -> Zone:
+def _zone(*values: float | str) -> Zone:
     return Zone(**dict(zip(ZONE_FIELDS, values, strict=True)))
 
 
 def _array(zones: list[Zone]) -> np.ndarray:
-    """Zones as the core returns them: rows of ``ZONE_FIELDS``."""
-    return np.array([[getattr(z, f) for f in ZONE_FIELDS] for z in zones]).reshape(-1, len(ZONE_FIELDS))
+    """Zones as the core returns them: rows of ``ZONE_FIELDS``, the kind as its index."""
+    rows = [[ZONE_KINDS.index(z.kind) if f == "kind" else getattr(z, f) for f in ZONE_FIELDS] for z in zones]
+    return np.array(rows, dtype=np.float64).reshape(-1, len(ZONE_FIELDS))
 
 
 def _buckets(fraction: float, price: float, size: float) -> int:
@@ -130,7 +121,7 @@ def _below(found: _Found, mid: float) -> Zone | None:
     price = z.price if z.price < mid else (found.peak_px + mid) / 2
     if not (z.low <= price < mid and z.low < high):
         return None
-    return _zone(z.low, high, price, z.volume, z.strength, z.confidence)
+    return _zone(z.low, high, price, z.volume, z.strength, z.confidence, z.kind)
 
 
 def _above(found: _Found, mid: float, size: float) -> Zone | None:
@@ -143,7 +134,7 @@ def _above(found: _Found, mid: float, size: float) -> Zone | None:
     price = z.price if z.price > mid else (mid + top) / 2
     if not (mid < price <= z.high and low < z.high):
         return None
-    return _zone(low, z.high, price, z.volume, z.strength, z.confidence)
+    return _zone(low, z.high, price, z.volume, z.strength, z.confidence, z.kind)
 
 
 def _overlaps(a: Zone, b: Zone) -> bool:
@@ -152,12 +143,12 @@ def _overlaps(a: Zone, b: Zone) -> bool:
 
 def _rank(zones: list[Zone], limit: int) -> list[Zone]:
     """Most confident first, then the largest volume share, then the lowest price; at most
-    ``limit``, none overlapping a better one."""
+    ``limit``, none overlapping a better one of its kind."""
     kept: list[Zone] = []
     for z in sorted(zones, key=lambda z: (-z.confidence, -z.strength, z.price)):
         if len(kept) >= limit:
             break
-        if not any(_overlaps(z, k) for k in kept):
+        if not any(_overlaps(z, k) and z.kind == k.kind for k in kept):
             kept.append(z)
     return kept
 
@@ -177,7 +168,7 @@ def _resonance(book: list[_Found], trade: list[_Found], reach: float, limit: int
 
     The zone spans both; its volume adds resting and traded base quantity; its strength is the
     mean of the two shares; its confidence treats the two as independent evidence,
-    ``1 - (1 - c_book)(1 - c_trade)``.
+    ``1 - (1 - c_book)(1 - c_trade)``; its kind is the book zone's.
     """
     out = []
     if not trade:
@@ -196,6 +187,7 @@ def _resonance(book: list[_Found], trade: list[_Found], reach: float, limit: int
                 bz.volume + tz.volume,
                 (bz.strength + tz.strength) / 2,
                 1 - (1 - bz.confidence) * (1 - tz.confidence),
+                bz.kind,  # a wall where trades hit a wall is a wall
             )
         )
     return _rank(out, limit)
@@ -207,7 +199,7 @@ def _levels(
     """POC, VAL, VAH, HVN and LVN prices of one (unpadded) dense profile."""
     poc = point_of_control(grid.px, grid.vol)
     lo, hi = value_area(grid.vol, poc, p.value_area_fraction, _buckets(p.value_area_step, price, size))
-    hvn, lvn = volume_nodes(grid.vol, p.smooth, p.node_prominence_z, p.node_window)
+    hvn, lvn = volume_nodes(grid.vol, p.node_smooth, p.node_prominence_z, p.node_window)
     return (
         float(grid.px[poc]),
         float(grid.px[lo]),
@@ -252,7 +244,8 @@ def analyse(
     def found(grid: _Grid | None) -> list[_Found]:
         if grid is None:
             return []
-        return _zones(grid, size, detect(grid.vol, _weights(grid, size, mid, p.weight_scale), p))
+        found = find_wave_peaks(grid.px, grid.vol, params=p)
+        return _zones(grid, size, found.peaks, "wave") + _zones(grid, size, found.walls, "wall")
 
     bid_found, ask_found, trade_found = found(bids), found(asks), found(trades)
     book_px, book_q = np.concatenate((bpx, apx)), np.concatenate((bq, aq))

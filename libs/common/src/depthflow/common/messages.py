@@ -51,6 +51,10 @@ SignalSide = Literal["BUY", "SELL", "FLAT"]
 TradingState = Literal["ACTIVE", "REDUCING", "HALTED"]
 FusionMode = Literal["TRADING", "LEARNING"]
 Execution = Literal["paper", "live"]
+ZoneKind = Literal["wave", "wall"]
+"""What a ``Zone`` is: a wave peak (a hump several buckets wide, volume accepted over a range of
+prices) or a wall (one or two buckets standing out of a background their neighbours share: one
+big order at a round price). See ``services/peaks/README.md``."""
 RejectReason = Literal[
     # the order risk's checks apply in (services/risk/src/depthflow/risk/checks.py)
     "unknown_venue", "unknown_symbol", "invalid_signal", "future_timestamp", "trading_halted",
@@ -386,8 +390,10 @@ class TradeProfile(Message, frozen=True, kw_only=True):
 class Zone(msgspec.Struct, frozen=True, kw_only=True):
     """A price band where volume concentrates: support below the mid, resistance above.
 
-    ``strength`` is the zone's share of its side's volume; ``confidence`` in [0, 1] grows with the
-    statistical distance of its peak from the profile (see peaks/detection.py).
+    ``strength`` is the zone's share of its side's volume; ``confidence`` in [0, 1] grows with how
+    far its peak stands out of its local background, in local-noise units (see
+    ``depthflow.peaks.detectors``); ``kind`` says whether it is a wave peak or a wall (added in
+    issue 10; a message without it is a wave).
     """
 
     low: float
@@ -396,6 +402,7 @@ class Zone(msgspec.Struct, frozen=True, kw_only=True):
     volume: float
     strength: float
     confidence: float
+    kind: ZoneKind = "wave"
 
     def __post_init__(self) -> None:
         _check(self, NON_NEGATIVE, "low", "high", "price", "volume", "strength")

@@ -1,7 +1,7 @@
 """Peaks configuration (``DEPTHFLOW_PEAKS_*``).
 
 Detection thresholds live in one place, ``params.PeakParams``; the config's ``detection``
-section is derived from it field for field (``DEPTHFLOW_PEAKS_DETECTION__Z_MIN=2``), so a new
+section is derived from it field for field (``DEPTHFLOW_PEAKS_DETECTION__WALL_Z=6``), so a new
 threshold is configurable the moment it exists, and a bad value still names its field.
 """
 
@@ -13,13 +13,11 @@ import typing
 import msgspec
 
 from depthflow.common.config import PositiveFloat, RuntimeConfig
-from depthflow.peaks.params import METHODS, PeakParams
+from depthflow.peaks.params import PeakParams
 
 
 def _check_detection(self: msgspec.Struct) -> None:
     p = msgspec.structs.asdict(self)
-    if p["method"] not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, was {p['method']!r}")
     if not 0 < p["value_area_fraction"] <= 1:
         raise ValueError("value_area_fraction must be in (0, 1]")
     for name, value in p.items():

@@ -1,466 +1,600 @@
-"""Wave peaks of a volume profile: where volume stands out from its neighbourhood.
+"""Wave peaks and walls of one volume-by-price profile: :func:`find_wave_peaks`, the one entry point.
 
-Pure functions over one dense volume array (a bucket per price row); no I/O. Definitions follow
-``docs/reference/domain.md`` §4. This module is the home of the wave-peak detector: a later
-``find_wave_peaks(prices, volumes)`` replaces the four below and :func:`detect` here.
+Pure functions over plain float arrays; no I/O. Two kinds of things stand out of a profile:
 
-Four peak detectors, each a pure function with its parameters as arguments:
+* a **wave peak**: a hump several buckets wide (volume accepted over a range of prices, the
+  profile's own structure), found by its prominence against the *local* background in units of
+  the *local* noise;
+* a **wall**: one or two buckets standing out while their neighbours on both sides lie near the
+  background (one big order at a round price). It is reported as a wall, never as a wave peak.
 
-* :func:`normal_peaks`: local maxima whose (optionally weighted) z-score against the whole profile
-  is at least ``z_min``. Cheap and easy to explain; blind to baseline trends.
-* :func:`ratio_peaks`: local maxima holding at least ``ratio`` times the mean volume of their
-  ``neighbours`` buckets on each side: the "wall" test traders use on books. Scale-free, but one
-  ratio cannot serve a thin tail (noise spikes of 5x) and a thick middle (real peaks of 1.5x).
-* :func:`robust_peaks`: the Iglewicz-Hoaglin modified z-score (median/MAD), which large peaks
-  cannot inflate the way they inflate the mean and standard deviation.
-* :func:`combined_peaks`: the default, a score fusion: peaks are found by their prominence on the
-  variance-stabilised (square-root), lightly smoothed profile, measured in units of the bucket
-  noise (a robust, trimmed estimate) and floored relative to the profile's own volume; their
-  confidence fuses that prominence with the (weighted) z-score. See ``bench/peaks_accuracy.py``
-  for why this and not a two-of-three vote of the methods above: on the held-out split the vote
-  scored below both the fusion and a tuned ``scipy.signal.find_peaks``, because the three share
-  one blind spot (a global threshold on raw volume), so agreeing among themselves does not fix it.
+Why local, and why this way (issue 10, measured on an independent labelled benchmark: the old
+global detector lost precision to walls, to one hump reported twice and to noise on a thick
+background):
 
-Every threshold is relative: scores are dimensionless, and the volume floor
-(``min_relative_volume``) is a multiple of the profile's mean non-empty bucket, so multiplying
-every volume by a constant finds the same peaks with the same confidences.
+1. ``y = sqrt(v)``: volume is a sum over a random number of trades, so its spread grows with its
+   level; the square root removes the Poisson part of that growth;
+2. the rest (sizes that scale with the level: noise closer to multiplicative) is left to a
+   **local noise scale**: a trimmed mean of ``|y[i+1] - y[i]|`` per block of
+   :data:`BLOCK` buckets, pooled over ``noise_window`` buckets, so a thick part of the book is
+   judged by its own noise and a thin tail by its own (see :func:`_local_noise`);
+3. walls first (:func:`_walls`): a bucket (or two) that stands ``wall_z`` local-noise units over
+   both its neighbours and over the median of each side's ring of buckets, with each neighbour
+   within ``wall_shoulder`` of its height above that side's background; its buckets are then
+   set to their neighbours' level, so the wave search cannot see it;
+4. waves (:func:`_waves`): local maxima of the lightly smoothed, wall-free profile whose
+   prominence (SciPy's definition within ``window`` buckets: the local background) is at least
+   ``prominence_z`` local-noise units, whose zone holds a bucket of at least
+   ``min_relative_volume`` x the mean non-empty bucket, and one per hump: a maximum inside the
+   half-prominence zone of a more prominent one is the same hump.
 
-Conventions: volumes are finite and non-negative (callers sanitise; :mod:`depthflow.peaks.zones`
-does); indices refer to the array passed in; a profile with fewer than three buckets has no peaks;
-a flat profile has none either (nothing stands out).
+Every threshold is relative: noise units are the profile's own, the volume floor is a multiple of
+its own mean, so multiplying every volume by a constant finds the same peaks and walls with the
+same confidences, and shifting every price shifts them (the indices stay).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
+import math
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
-from depthflow.peaks.jit import kernel
-from depthflow.peaks.kernels import (
-    as_f64,
-    noise_scale,
-    nonzero_mean,
-    prominence,
-    prominent_candidates,
-    root32,
-    smooth_gaussian,
-    weighted_moments,
-)
+from depthflow.peaks.jit import FAST, kernel
+from depthflow.peaks.kernels import as_f64, nonzero_mean, prominence, smooth_gaussian
 from depthflow.peaks.params import DEFAULT, PeakParams
 
-__all__ = [
-    "Peak",
-    "combined_peaks",
-    "detect",
-    "detect_arrays",
-    "normal_peaks",
-    "ratio_peaks",
-    "robust_peaks",
-]
+__all__ = ["BLOCK", "Features", "Peak", "WavePeaks", "detect_arrays", "find_wave_peaks"]
 
-_EMPTY_F = np.empty(0, dtype=np.float64)
-_MAD_TO_SIGMA = 1.0 / 0.6745  # MAD of a normal sample is 0.6745 sigma (Iglewicz & Hoaglin)
-_MEANAD_TO_SIGMA = 1.253314  # mean absolute deviation of a normal sample is sigma / 1.253314
+BLOCK = 16
+"""Buckets per block of the local noise scale: fine enough to follow a book's decay, coarse
+enough that a block's trimmed mean is steady (15 differences)."""
+
+_SQRT_PI_2 = math.sqrt(math.pi) / 2.0  # E|d| = 2 sigma / sqrt(pi) for normal differences
+_RING = 8  # buckets each side whose median is a wall's local background
 
 
 class Peak(NamedTuple):
-    """A bucket whose volume stands out, and the zone of buckets around it.
+    """One wave peak or wall.
 
-    ``score`` is the method's statistic (z, ratio, modified z, or prominence in noise units);
-    ``confidence`` maps it into [0, 1]: 0.5 at the method's threshold, 1.0 at twice it.
-    ``low_index``/``high_index`` are the zone edges (inclusive).
+    ``index`` is the peak bucket; ``price`` its price (the label the caller gave it); ``low`` and
+    ``high`` bound the zone in price (the lower edge of its first bucket and the upper edge of its
+    last, buckets labelled by their lower edge); ``low_index``/``high_index`` the same in buckets
+    (inclusive). ``score`` is how far it stands out in local-noise units (a wave's prominence, a
+    wall's height over its background); ``confidence`` maps it into [0, 1]: 0.5 at the threshold,
+    1.0 at twice it.
 
-    Why a NamedTuple and not a frozen dataclass: both are immutable records, but a frozen
-    dataclass costs ~1-2 us to build (``object.__setattr__`` per field) against ~0.2 us, and a
-    3000-bucket profile yields tens of peaks: the objects alone would break the 25 us budget.
+    Why a NamedTuple: an immutable record ~5x cheaper to build than a frozen dataclass.
     """
 
     index: int  # type: ignore[assignment]  # shadows tuple.index on purpose: the peak bucket
+    price: float
+    low: float
+    high: float
+    confidence: float
     score: float
     low_index: int
     high_index: int
-    confidence: float
+
+
+class Features(Sequence[Peak]):
+    """The wave peaks (or the walls) of one profile, ascending by index: a sequence of
+    :class:`Peak`, built on first access from the kernel's arrays, which stay readable as
+    ``indices``, ``low_indices``, ``high_indices``, ``scores`` and ``confidences``.
+
+    Why lazy: the service reads the arrays and needs no object per peak."""
+
+    __slots__ = ("_items", "_px", "_step", "confidences", "high_indices", "indices", "low_indices", "scores")
+
+    def __init__(self, arrays: tuple[np.ndarray, ...], px: np.ndarray, step: float) -> None:
+        self.indices, self.low_indices, self.high_indices, self.scores, self.confidences = arrays
+        self._px = px
+        self._step = step
+        self._items: list[Peak] | None = None
+
+    def _build(self) -> list[Peak]:
+        if self._items is None:
+            px, step = self._px, self._step
+            new = tuple.__new__
+            self._items = [
+                new(Peak, (i, float(px[i]), float(px[a]), float(px[b]) + step, c, s, a, b))
+                for i, a, b, s, c in zip(self.indices.tolist(), self.low_indices.tolist(),
+                                         self.high_indices.tolist(), self.scores.tolist(),
+                                         self.confidences.tolist(), strict=True)
+            ]
+        return self._items
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    @overload
+    def __getitem__(self, i: int) -> Peak: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Peak]: ...
+
+    def __getitem__(self, i: int | slice) -> Peak | list[Peak]:
+        return self._build()[i]
+
+    def __iter__(self) -> Iterator[Peak]:
+        return iter(self._build())
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking container: unhashable like a list
+
+    def __repr__(self) -> str:
+        return f"Features({self._build()!r})"
+
+
+class WavePeaks(NamedTuple):
+    """What :func:`find_wave_peaks` finds: ``peaks`` (waves) and ``walls``, each ascending."""
+
+    peaks: Features
+    walls: Features
+
+
+# --- kernels --------------------------------------------------------------------------------------
+
+
+@kernel(fastmath=FAST)
+def _block_noise(y: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Noise sigma of ``y`` per block of ``BLOCK`` buckets: the trimmed mean absolute first
+    difference of the block and ``reach`` blocks each side, x sqrt(pi)/2.
+
+    Why differences: they cancel the profile's shape, so they measure bucket-to-bucket noise and
+    not the spread the peaks themselves make. Trimmed twice: differences above 3x their
+    neighbourhood's mean (the flanks of peaks and walls) are dropped, then above 3x what is left's
+    (a lumpy book's big steps inflate the first mean). Every scale is at least a tenth of the
+    profile's overall mean difference: a quiet stretch does not make every wiggle count, and a
+    flat background (trimmed mean 0: nothing but a few steps) still has a scale, against which
+    the steps stand far out (a lone order on an empty stretch is a wall). Block ``b`` covers
+    differences ``y[i+1] - y[i]`` for ``i`` in ``[b BLOCK, (b + 1) BLOCK)``.
+
+    Returns the scale per block and, for :func:`_walls` (which leaves a wall's own flanks out of
+    its scale), the pooled trimmed sums and counts, the trimming cut per block and the floor.
+    """
+    n = y.size
+    nb = max((n + BLOCK - 1) // BLOCK, 1)
+    out = np.zeros(nb, dtype=np.float64)
+    ps = np.zeros(nb, dtype=np.float64)
+    pc = np.zeros(nb, dtype=np.float64)
+    cuts = np.zeros(nb, dtype=np.float64)
+    nd = n - 1
+    if nd < 1:
+        return out, ps, pc, cuts, 0.0
+    d = np.empty(nd, dtype=np.float64)
+    s1 = np.zeros(nb, dtype=np.float64)
+    c1 = np.zeros(nb, dtype=np.float64)
+    for b in range(nb):  # the differences and their block sums in one pass
+        a = min(b * BLOCK, nd)
+        e = min((b + 1) * BLOCK, nd)
+        lo_ = y[a:e]
+        hi_ = y[a + 1 : e + 1]
+        seg = d[a:e]
+        s = 0.0
+        for t in range(e - a):
+            x = abs(hi_[t] - lo_[t])
+            seg[t] = x
+            s += x
+        s1[b] = s
+        c1[b] = e - a
+    total = 0.0
+    for b in range(nb):
+        total += s1[b]
+    floor = 0.1 * total / nd * _SQRT_PI_2
+    s2 = np.zeros(nb, dtype=np.float64)
+    c2 = np.zeros(nb, dtype=np.float64)
+    for _ in range(2):  # trimmed twice: a lumpy book's big steps inflate the first cut
+        for b in range(nb):
+            s = 0.0
+            c = 0.0
+            for u in range(max(b - reach, 0), min(b + reach, nb - 1) + 1):
+                s += s1[u]
+                c += c1[u]
+            cut = 3.0 * (s / c if c > 0.0 else 0.0)
+            cuts[b] = cut
+            seg = d[min(b * BLOCK, nd) : min((b + 1) * BLOCK, nd)]
+            s = 0.0
+            c = 0.0
+            for t in range(seg.size):
+                k = 1.0 if seg[t] <= cut else 0.0
+                s += seg[t] * k
+                c += k
+            s2[b] = s
+            c2[b] = c
+        s1, s2 = s2, s1
+        c1, c2 = c2, c1
+    for b in range(nb):
+        s = 0.0
+        c = 0.0
+        for u in range(max(b - reach, 0), min(b + reach, nb - 1) + 1):
+            s += s1[u]
+            c += c1[u]
+        m = s / c if c > 0.0 else 0.0
+        out[b] = max(m * _SQRT_PI_2, floor)
+        ps[b] = s
+        pc[b] = c
+    return out, ps, pc, cuts, floor
 
 
 @kernel
-def _local_maxima(v: np.ndarray, order: int) -> np.ndarray:
-    """Indices of local maxima; a plateau counts once, at its middle (left of centre if even).
+def _least_own_scale(noise):
+    """Per block, a lower bound of :func:`_own_scale` for any wall of the block: at most three
+    differences, each at most the block's cut, are left out (the mean of what stays is then
+    at least ``(s - 3 cut) / (c - 3)``, the trimmed mean lying under the cut)."""
+    sigb, ps, pc, cuts, floor = noise
+    low = np.empty(sigb.size, dtype=np.float64)
+    for b in range(sigb.size):
+        m = (ps[b] - 3.0 * cuts[b]) / (pc[b] - 3.0) if pc[b] > 3.0 else 0.0
+        low[b] = max(m * _SQRT_PI_2, floor)
+    return low
 
-    A candidate must rise above the bucket before its plateau and fall after it; the edges of the
-    array count as lower than anything (a wall at the first bucket is a peak). With ``order`` > 1
-    it must also be the highest within ``order`` buckets on each side (the first of equal ones).
 
-    Why two passes: the first flags "higher than the left, not lower than the right" without a
-    data-dependent branch (noise makes such branches unpredictable, which cost more than the
-    arithmetic); only the few flagged buckets are then checked for plateaus and ``order``.
-    """
-    n = v.size
-    flags = np.empty(n, dtype=np.int64)
+@kernel
+def _ring_median(y: np.ndarray, a: int, b: int) -> float:
+    """Median of ``y[a:b]`` (clipped to the array); NaN when empty."""
+    a = max(a, 0)
+    b = min(b, y.size)
+    if b <= a:
+        return np.nan
+    return np.median(y[a:b])
+
+
+@kernel(fastmath=FAST)
+def _wall_mask(y: np.ndarray, sigb: np.ndarray, wall_z: float) -> np.ndarray:
+    """A byte per bucket (padded to whole 8-byte words): 1 where a one- or two-bucket wall may
+    start, i.e. ``y[i]`` (and ``y[i+1]``) stand ``wall_z`` noise units over both neighbours.
+    Branch-free, block by block (one cut per block): the rare survivors are checked by
+    :func:`_walls`."""
+    n = y.size
+    mask = np.zeros(((n + 7) // 8) * 8, dtype=np.uint8)
+    for b in range(sigb.size):
+        lo = max(b * BLOCK, 1)
+        hi = min((b + 1) * BLOCK, n - 2)  # i + 2 <= n - 1 for the two-bucket test
+        if hi <= lo:
+            continue
+        cut = wall_z * sigb[b]
+        m = hi - lo
+        left = y[lo - 1 : lo - 1 + m]
+        here = y[lo : lo + m]
+        right = y[lo + 1 : lo + 1 + m]
+        right2 = y[lo + 2 : lo + 2 + m]
+        mk = mask[lo : lo + m]
+        for t in range(m):
+            h = here[t]
+            r = right[t]
+            side = max(left[t], r)
+            two = min(h, r) - max(left[t], right2[t])
+            mk[t] = (h - side >= cut) | (two >= cut)
+    if n >= 3:  # the last interior bucket: the one-bucket test only
+        i = n - 2
+        mask[i] = y[i] - max(y[i - 1], y[i + 1]) >= wall_z * sigb[i // BLOCK]
+    return mask
+
+
+@kernel
+def _own_scale(y, noise, b, i, j):
+    """Block ``b``'s noise scale without the differences at the flanks of ``y[i..j]`` (a wall's
+    own steps are not the noise it is judged against; in a short profile they would be most of
+    it)."""
+    _, ps, pc, cuts, floor = noise
+    s = ps[b]
+    c = pc[b]
+    for u in range(max(i - 1, 0), min(j + 1, y.size - 1)):
+        d = abs(y[u + 1] - y[u])
+        if d <= cuts[b]:
+            s -= d
+            c -= 1.0
+    m = s / c if c > 0.0 else 0.0
+    return max(m * _SQRT_PI_2, floor)
+
+
+@kernel
+def _walls(y, noise, wall_z, shoulder, floor, v):
+    """Walls of ``y`` (= sqrt of ``v``): one or two buckets ``wall_z`` local-noise units above
+    both neighbours and above each side's background (the median of ``_RING`` buckets beyond
+    the neighbours), each neighbour within ``shoulder`` of the wall's height above its side's
+    background, the top bucket holding at least ``floor``. Returns (first index, last index,
+    score) arrays, and ``y`` and ``v`` with every wall set to its neighbours' mean (the wave
+    search's input)."""
+    n = y.size
+    clean = y.copy()
+    vc = v.copy()
+    mask = _wall_mask(y, _least_own_scale(noise), wall_z)
+    packed = mask.view(np.uint64)
+    first = np.empty(n, dtype=np.int64)
+    last = np.empty(n, dtype=np.int64)
+    score = np.empty(n, dtype=np.float64)
     k = 0
-    if n == 1:
-        flags[0] = 0
-        k = 1
-    elif n > 1:
-        flags[k] = 0
-        k += v[0] >= v[1]
-        left = v[: n - 2]  # views indexed from 0: no negative-index checks in the loop
-        here = v[1 : n - 1]
-        right = v[2:]
-        for t in range(n - 2):
-            flags[k] = t + 1
-            k += (here[t] > left[t]) & (here[t] >= right[t])
-        flags[k] = n - 1
-        k += v[n - 1] > v[n - 2]
-    out = np.empty(k, dtype=np.int64)
-    m = 0
-    for t in range(k):
-        i = flags[t]
-        j = i
-        while j + 1 < n and v[j + 1] == v[i]:
-            j += 1
-        if j > i and j + 1 < n and v[j + 1] > v[i]:
-            continue  # a shelf on the way up, not a peak
-        c = (i + j) // 2
-        if order > 1:
-            ok = True
-            for u in range(max(0, c - order), min(n - 1, c + order) + 1):
-                if v[u] > v[c] or (v[u] == v[c] and u < i):
-                    ok = False
-                    break
+    nxt = 0  # the first bucket a new wall may start at
+    for w in range(packed.size):
+        if packed[w] == 0:
+            continue
+        for i in range(w * 8, w * 8 + 8):
+            if mask[i] == 0 or i < nxt:
+                continue
+            left = y[i - 1]
+            e1 = y[i] - max(left, y[i + 1])
+            e2 = min(y[i], y[i + 1]) - max(left, y[i + 2]) if i + 2 < n else -np.inf
+            width = 1 if e1 >= e2 else 2
+            j = i + width - 1
+            sig = _own_scale(y, noise, i // BLOCK, i, j)
+            top = y[i] if width == 1 else min(y[i], y[j])
+            after = y[j + 1]
+            bl = _ring_median(y, i - 1 - _RING, i - 1)
+            br = _ring_median(y, j + 2, j + 2 + _RING)
+            if math.isnan(bl):
+                bl = br
+            if math.isnan(br):
+                br = bl
+            if math.isnan(bl):
+                bl = br = max(left, after)
+            height = top - max(bl, br)
+            ok = height >= wall_z * sig and height > 0.0 and sig > 0.0
+            ok = ok and left - bl <= shoulder * height and after - br <= shoulder * height
+            ok = ok and max(v[i], v[j]) >= floor
             if not ok:
                 continue
-        out[m] = c
-        m += 1
-    return out[:m]
-
-
-_MAX_ZONE_REACH = 25  # buckets each side: past that the half-volume rule traces the baseline
-
-
-@kernel
-def _half_zone(v: np.ndarray, i: int) -> tuple[int, int]:
-    """The contiguous buckets around ``i`` holding at least half its volume, at most
-    ``_MAX_ZONE_REACH`` each side (a weak peak on a thick baseline would otherwise span the
-    profile, and cost a walk across it)."""
-    half = v[i] / 2.0
-    lo = i
-    stop = max(i - _MAX_ZONE_REACH, 0)
-    while lo > stop and v[lo - 1] >= half:
-        lo -= 1
-    hi = i
-    stop = min(i + _MAX_ZONE_REACH, v.size - 1)
-    while hi < stop and v[hi + 1] >= half:
-        hi += 1
-    return lo, hi
-
-
-@kernel
-def _collect(v, cand, score, keep, threshold):
-    """Pack the kept candidates as (index, score, low, high, confidence) arrays."""
-    m = 0
-    for t in range(cand.size):
-        if keep[t]:
-            m += 1
-    idx = np.empty(m, dtype=np.int64)
-    sc = np.empty(m, dtype=np.float64)
-    lo = np.empty(m, dtype=np.int64)
-    hi = np.empty(m, dtype=np.int64)
-    conf = np.empty(m, dtype=np.float64)
-    k = 0
-    for t in range(cand.size):
-        if keep[t]:
-            i = cand[t]
-            idx[k] = i
-            sc[k] = score[t]
-            a, b = _half_zone(v, i)
-            lo[k] = a
-            hi[k] = b
-            conf[k] = min(1.0, max(0.0, score[t] / (2.0 * threshold))) if threshold > 0 else 1.0
+            first[k] = i
+            last[k] = j
+            score[k] = height / sig
+            fill = 0.5 * (left + after)
+            for u in range(i, j + 1):
+                clean[u] = fill
+                vc[u] = fill * fill
             k += 1
-    return idx, sc, lo, hi, conf
+            nxt = j + 2  # the bucket after a wall is its neighbour, not another wall
+    return first[:k], last[:k], score[:k], clean, vc
+
+
+@kernel(fastmath=FAST)
+def _candidates(ys: np.ndarray, sigb: np.ndarray, z: float, half: int) -> np.ndarray:
+    """Local maxima of ``ys`` that rise ``z`` noise units (their block's) over a lower bound of
+    their window's minimum: the only ones whose prominence can reach the threshold.
+
+    The bound is the minimum of the block minima over every block the window touches (a
+    superset of the window, so never above its minimum): two short passes instead of a sliding
+    minimum. Plateaus count once, at their middle; the two ends never count."""
+    n = ys.size
+    nb = sigb.size
+    words = (n + 7) // 8
+    mask = np.zeros(words * 8, dtype=np.uint8)
+    if n < 3:
+        return np.empty(0, dtype=np.int64)
+    bmin = np.empty(nb, dtype=np.float64)
+    for b in range(nb):
+        seg = ys[min(b * BLOCK, n) : min((b + 1) * BLOCK, n)]
+        m = np.inf
+        for t in range(seg.size):
+            m = min(m, seg[t])
+        bmin[b] = m
+    reach = half // BLOCK + 1
+    for b in range(nb):
+        fl = np.inf
+        for u in range(max(b - reach, 0), min(b + reach, nb - 1) + 1):
+            fl = min(fl, bmin[u])
+        lo = max(b * BLOCK, 1)
+        hi = min((b + 1) * BLOCK, n - 1)
+        if hi <= lo:
+            continue
+        bar = fl + z * sigb[b]
+        m = hi - lo
+        left = ys[lo - 1 : lo - 1 + m]
+        here = ys[lo : lo + m]
+        right = ys[lo + 1 : lo + 1 + m]
+        mk = mask[lo : lo + m]
+        for t in range(m):
+            h = here[t]
+            mk[t] = (h > left[t]) & (h >= right[t]) & (h >= bar)
+    packed = mask.view(np.uint64)
+    out = np.empty(n, dtype=np.int64)
+    k = 0
+    for w in range(words):
+        if packed[w] == 0:
+            continue
+        for i in range(w * 8, w * 8 + 8):
+            if mask[i] == 0:
+                continue
+            j = i
+            while j + 1 < n and ys[j + 1] == ys[i]:
+                j += 1
+            if j + 1 >= n or ys[j + 1] > ys[i]:
+                continue  # a shelf on the way up, or a plateau running into the edge: no peak
+            out[k] = (i + j) // 2
+            k += 1
+    return out[:k]
 
 
 @kernel
-def _normal_kernel(v, w, z_min, min_rel, order):
-    floor = min_rel * nonzero_mean(v)
-    mu, sd = weighted_moments(v, w)
-    cand = _local_maxima(v, order)
-    score = np.empty(cand.size, dtype=np.float64)
-    keep = np.zeros(cand.size, dtype=np.bool_)
-    if sd > 0.0:
-        for t in range(cand.size):
-            i = cand[t]
-            score[t] = (v[i] - mu) / sd
-            keep[t] = score[t] >= z_min and v[i] >= floor
-    return _collect(v, cand, score, keep, z_min)
-
-
-@kernel
-def _ratio_kernel(v, ratio, min_rel, neighbours):
-    floor = min_rel * nonzero_mean(v)
-    n = v.size
-    cand = _local_maxima(v, neighbours)
-    score = np.empty(cand.size, dtype=np.float64)
-    keep = np.zeros(cand.size, dtype=np.bool_)
-    for t in range(cand.size):
-        i = cand[t]
-        s = 0.0
-        c = 0
-        for j in range(max(0, i - neighbours), min(n, i + neighbours + 1)):
-            if j != i:
-                s += v[j]
-                c += 1
-        mean = s / c if c > 0 else 0.0
-        score[t] = v[i] / mean if mean > 0.0 else (np.inf if v[i] > 0.0 else 0.0)
-        keep[t] = score[t] >= ratio and v[i] >= floor
-    return _collect(v, cand, score, keep, ratio)
-
-
-@kernel
-def _robust_scale(x: np.ndarray) -> tuple[float, float]:
-    """(median, sigma estimate): MAD / 0.6745, or 1.253314 * MeanAD when the MAD is zero."""
-    med = np.median(x)
-    dev = np.abs(x - med)
-    mad = np.median(dev)
-    if mad > 0.0:
-        return med, mad * _MAD_TO_SIGMA
-    return med, _MEANAD_TO_SIGMA * dev.mean()
-
-
-@kernel
-def _robust_kernel(v, z_min, min_rel, order):
-    floor = min_rel * nonzero_mean(v)
-    med, scale = _robust_scale(v)
-    cand = _local_maxima(v, order)
-    score = np.empty(cand.size, dtype=np.float64)
-    keep = np.zeros(cand.size, dtype=np.bool_)
-    if scale > 0.0:
-        for t in range(cand.size):
-            i = cand[t]
-            score[t] = (v[i] - med) / scale  # == 0.6745 (v - med) / MAD
-            keep[t] = score[t] > z_min and v[i] >= floor
-    return _collect(v, cand, score, keep, z_min)
-
-
-@kernel
-def _combined_kernel(v, w, smooth, prominence_z, window, min_rel, z_min):
-    """Prominence of the smoothed square-root profile, in units of its bucket noise.
-
-    Why the square root: traded (and resting) volume is a sum over a Poisson number of trades, so
-    its variance grows with its level; the square root makes the noise roughly equal everywhere,
-    so one threshold fits the thin tails and the thick middle alike. Edges are never peaks (a
-    prominence needs both sides).
-    """
-    n = v.size
-    y = root32(v)
-    mu, sd = weighted_moments(v, w)
-    sigma = noise_scale(y)
-    ys = smooth_gaussian(y, smooth)
-    floor = min_rel * nonzero_mean(v)
-    half = max(window // 2, 1)
-    cut_abs = prominence_z * sigma
-    cand = prominent_candidates(ys, half, cut_abs) if sigma > 0.0 else np.empty(0, dtype=np.int64)
+def _waves(ys, sigb, v, z, half, floor):
+    """Wave peaks of the smoothed, wall-free ``ys``: (index, low, high, score) arrays, one per
+    hump (a maximum inside the half-prominence zone of a more prominent one is dropped)."""
+    n = ys.size
+    cand = _candidates(ys, sigb, z, half)
     m = cand.size
-    score = np.zeros(m, dtype=np.float64)
+    idx = np.empty(m, dtype=np.int64)
     lo = np.empty(m, dtype=np.int64)
     hi = np.empty(m, dtype=np.int64)
-    keep = np.zeros(m, dtype=np.bool_)
-    kept = 0
+    sc = np.empty(m, dtype=np.float64)
+    k = 0
     for t in range(m):
         i = cand[t]
-        top = ys[i]
+        sig = sigb[i // BLOCK]
         prom = prominence(ys, i, half)
-        if prom < cut_abs or prom <= 0.0:
+        if prom < z * sig or not (prom > 0.0 and sig > 0.0):  # sig 0: a flat profile's rounding
             continue
-        # zone: where the smoothed profile stays above half the prominence (peak_widths-like)
-        cut = top - 0.5 * prom
+        c = ys[i] - 0.5 * prom  # zone: where the profile stays within half the prominence
         a = i
-        while a > 0 and i - a < half and ys[a - 1] >= cut:
+        while a > 0 and i - a < half and ys[a - 1] >= c:
             a -= 1
         b = i
-        while b < n - 1 and b - i < half and ys[b + 1] >= cut:
+        while b < n - 1 and b - i < half and ys[b + 1] >= c:
             b += 1
-        # the floor applies to the raw volume: smoothing spreads a one-bucket wall over three;
-        # and a zone must hold some: between two walls the smoothed top can fall on empty buckets
         biggest = 0.0
         for u in range(a, b + 1):
             biggest = max(biggest, v[u])
         if biggest < floor or not biggest > 0.0:
             continue
-        score[t] = prom / sigma
-        keep[t] = True
-        kept += 1
-        lo[t] = a
-        hi[t] = b
-    idx = np.empty(kept, dtype=np.int64)
-    sc = np.empty(kept, dtype=np.float64)
-    zl = np.empty(kept, dtype=np.int64)
-    zh = np.empty(kept, dtype=np.int64)
-    conf = np.empty(kept, dtype=np.float64)
-    if kept == 0:
-        return idx, sc, zl, zh, conf
-    # confidence folds in the (weighted) z-score of the peak bucket: near-mid context when weighted
-    k = 0
-    for t in range(m):
-        if keep[t]:
-            i = cand[t]
-            idx[k] = i
-            sc[k] = score[t]
-            zl[k] = lo[t]
-            zh[k] = hi[t]
-            c_prom = min(1.0, score[t] / (2.0 * prominence_z)) if prominence_z > 0 else 1.0
-            z = (v[i] - mu) / sd if sd > 0.0 else 0.0
-            c_z = min(1.0, max(0.0, z / (2.0 * z_min))) if z_min > 0 else 1.0
-            conf[k] = 0.5 * (c_prom + c_z)
-            k += 1
-    return idx, sc, zl, zh, conf
-
-
-def _as_peaks(arrays: tuple[np.ndarray, ...]) -> list[Peak]:
-    """Kernel output (five parallel arrays) as Peak records; ``tuple.__new__`` is the cheap path."""
-    idx, sc, lo, hi, conf = arrays
-    new = tuple.__new__
-    return [
-        new(Peak, row)
-        for row in zip(idx.tolist(), sc.tolist(), lo.tolist(), hi.tolist(), conf.tolist(), strict=True)
-    ]
-
-
-def _weights(weights: np.ndarray | None, n: int) -> np.ndarray:
-    if weights is None:
-        return _EMPTY_F
-    w = as_f64(weights)
-    if w.size != n:
-        raise ValueError(f"weights and volumes differ in length ({w.size} != {n})")
-    return w
-
-
-# --- peak detectors ---------------------------------------------------------------------------------
-
-
-def normal_peaks(
-    vol: np.ndarray,
-    weights: np.ndarray | None = None,
-    z_min: float = 1.5,
-    min_relative_volume: float = 0.5,
-    order: int = 1,
-) -> list[Peak]:
-    """Local maxima with weighted z-score ``(v - mu) / sigma >= z_min`` and ``v >=
-    min_relative_volume`` x the mean non-empty bucket (the profile's own volume scale).
-
-    ``mu = sum(w v) / sum(w)``, ``sigma^2 = sum(w (v - mu)^2) / sum(w)``; weights that decay with
-    distance from the mid make the statistics describe the book where it matters. ``order`` > 1
-    asks for the highest bucket within ``order`` on each side, which stops noise on one broad peak
-    from reporting it several times. The zone holds the contiguous buckets with >= half its volume.
-    """
-    v = as_f64(vol)
-    if v.size < 3:
-        return []
-    w = _weights(weights, v.size)
-    return _as_peaks(_normal_kernel(v, w, z_min, min_relative_volume, max(order, 1)))
-
-
-def ratio_peaks(
-    vol: np.ndarray, ratio: float = 2.0, min_relative_volume: float = 0.5, neighbours: int = 2
-) -> list[Peak]:
-    """Buckets holding ``>= ratio`` x the mean of their ``neighbours`` buckets on each side.
-
-    The candidate must also be the highest within ``neighbours`` buckets (so a wall and its
-    shoulder are one peak) and hold at least ``min_relative_volume`` x the mean non-empty bucket.
-    Score: the ratio itself.
-    """
-    v = as_f64(vol)
-    if v.size < 3:
-        return []
-    return _as_peaks(_ratio_kernel(v, ratio, min_relative_volume, max(int(neighbours), 1)))
-
-
-def robust_peaks(
-    vol: np.ndarray, z_min: float = 3.5, min_relative_volume: float = 0.5, order: int = 1
-) -> list[Peak]:
-    """Local maxima with modified z-score ``M = 0.6745 (v - median) / MAD > z_min``.
-
-    Iglewicz & Hoaglin's test: the median and the MAD ignore the peaks they are looking for, so
-    one very large wall does not hide the others (it would inflate the standard deviation). When
-    more than half the buckets are equal (MAD = 0) it falls back to ``1.253314 * MeanAD``.
-    """
-    v = as_f64(vol)
-    if v.size < 3:
-        return []
-    return _as_peaks(_robust_kernel(v, z_min, min_relative_volume, max(order, 1)))
-
-
-def combined_peaks(
-    vol: np.ndarray, weights: np.ndarray | None = None, params: PeakParams | None = None
-) -> list[Peak]:
-    """The default detector: a score fusion tuned on the accuracy benchmark's training split.
-
-    1. ``y = sqrt(v)`` stabilises the variance of count-like volume; the noise scale ``s`` is a
-       trimmed mean of the first differences of ``y`` (see :func:`noise_scale`);
-    2. ``y`` is smoothed with a gaussian of ``params.smooth`` buckets, so noise on a broad peak does
-       not split it into many local maxima;
-    3. a local maximum is a peak when its prominence (SciPy's definition, within ``params.window``
-       buckets, which keeps a baseline trend local) is at least ``params.prominence_z * s`` and
-       its zone holds a bucket of at least ``params.min_relative_volume`` x the mean non-empty
-       bucket (raw volume: smoothing spreads a one-bucket wall over its neighbours).
-
-    Score: prominence in noise units. Confidence: the mean of the prominence's and the (weighted)
-    z-score's confidences, each 0.5 at its threshold and 1.0 at twice it. The zone spans the
-    buckets within half the prominence of the top (``peak_widths(rel_height=0.5)``-like).
-    """
-    p = params or DEFAULT
-    v = as_f64(vol)
-    if v.size < 3:
-        return []
-    w = _weights(weights, v.size)
-    return _as_peaks(
-        _combined_kernel(
-            v, w, p.smooth, p.prominence_z, max(int(p.window), 3), p.min_relative_volume, p.z_min
-        )
-    )
+        idx[k] = i
+        lo[k] = a
+        hi[k] = b
+        sc[k] = prom / sig
+        k += 1
+    return _one_per_hump(idx[:k], lo[:k], hi[:k], sc[:k])
 
 
 @kernel
-def detect_arrays(v, w, kp):
-    """Run the detector ``kp.method`` names: ``(index, score, low, high, confidence)`` arrays.
+def _one_per_hump(idx, lo, hi, sc):
+    """Drop every peak lying inside the zone of a stronger one (by score; the first of equal
+    ones wins); the rest ascending by index."""
+    k = idx.size
+    keep = np.ones(k, dtype=np.bool_)
+    for r in range(k):
+        for q in range(k):
+            if q != r and lo[q] <= idx[r] <= hi[q] and (sc[q] > sc[r] or (sc[q] == sc[r] and q < r)):
+                keep[r] = False
+                break
+    order = np.argsort(idx[keep], kind="mergesort")
+    return idx[keep][order], lo[keep][order], hi[keep][order], sc[keep][order]
 
-    The kernel form of :func:`detect`, for callers that stay in arrays (``depthflow.peaks.zones``):
-    five arrays cost one boxing each, where a ``Peak`` per peak cost a Python object each.
+
+@kernel
+def detect_arrays(v, kp):
+    """Waves and walls of the volumes ``v``: ``(index, low, high, score, confidence)`` arrays
+    for each, ascending by index. The kernel of :func:`find_wave_peaks`, for callers that stay
+    in arrays (``depthflow.peaks.zones``); ``kp`` is ``PeakParams.kernel``."""
+    n = v.size
+    none_i = np.empty(0, dtype=np.int64)
+    none_f = np.empty(0, dtype=np.float64)
+    if n < 3:
+        return (none_i, none_i, none_i, none_f, none_f), (none_i, none_i, none_i, none_f, none_f)
+    y = np.sqrt(v)
+    floor = kp.min_relative_volume * nonzero_mean(v)
+    noise = _block_noise(y, max(round(kp.noise_window / (2.0 * BLOCK)), 1))
+    sigb = noise[0]
+    wall_z = kp.wall_z
+    ws, we, wsc, clean, vc = _walls(y, noise, wall_z, kp.wall_shoulder, floor, v)
+    wconf = np.empty(ws.size, dtype=np.float64)
+    for t in range(ws.size):
+        wconf[t] = min(1.0, wsc[t] / (2.0 * wall_z)) if wall_z > 0.0 else 1.0
+    ys = smooth_gaussian(clean, kp.smooth)
+    half = max(int(kp.window) // 2, 1)
+    pz = kp.prominence_z
+    idx, lo, hi, sc = _waves(ys, sigb, vc, pz, half, floor)
+    pconf = np.empty(idx.size, dtype=np.float64)
+    for t in range(idx.size):
+        pconf[t] = min(1.0, sc[t] / (2.0 * pz)) if pz > 0.0 else 1.0
+    return (idx, lo, hi, sc, pconf), (ws, ws, we, wsc, wconf)
+
+
+@kernel
+def _check_profile(px, v):
+    """0 when ``px`` is finite, strictly ascending and equally spaced and ``v`` finite and >= 0;
+    else a code naming the first fault (see :func:`_validate`) and the offending index."""
+    n = px.size
+    bad = False
+    for i in range(n):  # branch-free first (it vectorises); the fault is located only if any
+        bad |= not (abs(px[i]) < np.inf) or not (0.0 <= v[i] < np.inf)
+    if bad:
+        for i in range(n):
+            if not math.isfinite(px[i]):
+                return 1, i
+            if not (math.isfinite(v[i]) and v[i] >= 0.0):
+                return 2, i
+    if n < 2:
+        return 0, 0
+    step = (px[n - 1] - px[0]) / (n - 1)
+    if not step > 0.0:
+        return 3, 1
+    tol = 1e-6 * step + 8.0 * np.finfo(np.float64).eps * max(abs(px[0]), abs(px[n - 1]))
+    off = False
+    a = px[0 : n - 1]
+    b = px[1:n]
+    for i in range(n - 1):
+        off |= abs(b[i] - a[i] - step) > tol
+    if off:
+        for i in range(1, n):
+            d = px[i] - px[i - 1]
+            if not d > 0.0:
+                return 3, i
+            if abs(d - step) > tol:
+                return 4, i
+    return 0, 0
+
+
+_FAULTS = {
+    1: "prices must be finite, prices[{i}] is {p!r}",
+    2: "volumes must be finite and >= 0, volumes[{i}] is {q!r}",
+    3: "prices must be strictly ascending, prices[{i}] = {p!r} does not rise",
+    4: "prices must be equally spaced (one bucket apart), prices[{i}] = {p!r} is off the grid",
+}
+
+
+def _validate(prices: Any, volumes: Any) -> tuple[np.ndarray, np.ndarray]:
+    px, v = as_f64(prices), as_f64(volumes)
+    if px.ndim != 1 or v.ndim != 1:
+        raise ValueError(f"prices and volumes must be 1-D arrays, were {px.ndim}-D and {v.ndim}-D")
+    if px.size != v.size:
+        raise ValueError(f"prices and volumes differ in length ({px.size} != {v.size})")
+    code, i = _check_profile(px, v)
+    if code:
+        raise ValueError(_FAULTS[code].format(i=i, p=float(px[i]), q=float(v[i])))
+    return px, v
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(PeakParams))
+
+
+@lru_cache(maxsize=256)
+def _params(base: PeakParams, items: tuple[tuple[str, Any], ...]) -> PeakParams:
+    unknown = sorted(k for k, _ in items if k not in _FIELDS)
+    if unknown:
+        raise TypeError(f"find_wave_peaks: unknown parameter(s) {', '.join(unknown)} "
+                        f"(the fields of PeakParams: {', '.join(sorted(_FIELDS))})")
+    return dataclasses.replace(base, **dict(items)) if items else base
+
+
+def find_wave_peaks(
+    prices: Any, volumes: Any, *, params: PeakParams | None = None, **overrides: Any
+) -> WavePeaks:
+    """Wave peaks and walls of one volume-by-price profile (see the module doc).
+
+    ``prices``: the buckets' prices (labels: the lower edge, as the aggregator labels them),
+    finite, strictly ascending and equally spaced; ``volumes``: finite and >= 0, one per price.
+    Anything else raises ``ValueError`` saying what. Fewer than three buckets have no peaks.
+
+    Parameters are the service's defaults (:data:`depthflow.peaks.params.DEFAULT`), or
+    ``params``, with ``overrides`` named like :class:`PeakParams`' fields (``prominence_z=4``,
+    ``wall_z=6`` ...); an unknown name raises ``TypeError`` naming it.
+
+    >>> import numpy as np
+    >>> prices = 100.0 + 0.5 * np.arange(60)
+    >>> volumes = np.full(60, 10.0)
+    >>> volumes[20:25] += [15, 40, 60, 40, 15]   # a hump: a wave peak
+    >>> volumes[45] = 90.0                       # one bucket: a wall
+    >>> found = find_wave_peaks(prices, volumes)
+    >>> [(p.index, p.price, p.low, p.high) for p in found.peaks]
+    [(22, 111.0, 110.0, 112.5)]
+    >>> [(w.index, w.price, w.low, w.high) for w in found.walls]
+    [(45, 122.5, 122.5, 123.0)]
     """
-    if v.size < 3:
-        none = np.empty(0, dtype=np.int64)
-        return none, np.empty(0, dtype=np.float64), none, none, np.empty(0, dtype=np.float64)
-    method = int(kp.method)
-    if method == 1:
-        return _normal_kernel(v, w, kp.z_min, kp.min_relative_volume, 1)
-    if method == 2:
-        return _ratio_kernel(v, kp.ratio, kp.min_relative_volume, max(int(kp.neighbours), 1))
-    if method == 3:
-        return _robust_kernel(v, kp.robust_z, kp.min_relative_volume, 1)
-    window = max(int(kp.window), 3)
-    return _combined_kernel(v, w, kp.smooth, kp.prominence_z, window, kp.min_relative_volume, kp.z_min)
-
-
-def detect(
-    vol: np.ndarray, weights: np.ndarray | None = None, params: PeakParams | None = None
-) -> list[Peak]:
-    """Run the detector ``params.method`` names with its parameters from ``params``."""
-    p = params or DEFAULT
-    v = as_f64(vol)
-    return _as_peaks(detect_arrays(v, _weights(weights, v.size), p.kernel))
+    p = _params(params or DEFAULT, tuple(sorted(overrides.items()))) if overrides else (params or DEFAULT)
+    px, v = _validate(prices, volumes)
+    step = float(px[1] - px[0]) if px.size > 1 else 0.0
+    waves, walls = detect_arrays(v, p.kernel)
+    return WavePeaks(Features(waves, px, step), Features(walls, px, step))
 
 
 def _warm() -> None:
     """Compile (or load from cache) every kernel now, with the argument types used later, so the
     first message a service handles does not pay seconds of JIT time."""
     v = np.array([1.0, 3.0, 9.0, 3.0, 1.0, 0.0, 2.0, 8.0, 2.0, 1.0])
-    normal_peaks(v, np.ones(v.size))
-    normal_peaks(v)
-    ratio_peaks(v)
-    robust_peaks(v)
-    combined_peaks(v)
-    combined_peaks(v, np.ones(v.size))
+    find_wave_peaks(np.arange(v.size, dtype=np.float64), v)
 
 
 _warm()

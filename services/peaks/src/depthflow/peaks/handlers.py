@@ -25,12 +25,14 @@ from depthflow.common.messages import (
 from depthflow.common.runtime import Delivery, Output
 from depthflow.common.subjects import Subjects
 from depthflow.peaks.config import PeaksConfig
-from depthflow.peaks.zones import ZONE_FIELDS, analyse
+from depthflow.peaks.zones import ZONE_FIELDS, ZONE_KINDS, analyse
 
 
 def _wire_zones(rows: np.ndarray) -> list[Zone]:
-    """Zone rows of the core (columns ``ZONE_FIELDS``) as the wire's zones."""
-    return [Zone(**dict(zip(ZONE_FIELDS, r, strict=True))) for r in rows.tolist()]
+    """Zone rows of the core (columns ``ZONE_FIELDS``, the kind as its index in ``ZONE_KINDS``)
+    as the wire's zones."""
+    return [Zone(**dict(zip(ZONE_FIELDS, (*r[:-1], ZONE_KINDS[int(r[-1])]), strict=True)))
+            for r in rows.tolist()]
 
 
 def _bands(bands: list[tuple[float, float]]) -> list[PriceBand]:

@@ -1,5 +1,5 @@
-"""Numeric kernels shared by the wave-peak detectors and the volume nodes: moments, the
-variance-stabilised smoothed profile, bucket noise and prominence (SciPy's definition).
+"""Numeric kernels shared by the wave-peak detector and the volume nodes: the volume scale, the
+smoothed profile, bucket noise and prominence (SciPy's definition).
 
 Pure functions over float64 arrays, numba kernels (:func:`depthflow.peaks.jit.kernel`, which
 keeps their on-disk cache right although other modules compile them into their own kernels).
@@ -22,7 +22,6 @@ __all__ = [
     "prominent_maxima",
     "root32",
     "smooth_gaussian",
-    "weighted_moments",
 ]
 
 
@@ -45,39 +44,6 @@ def nonzero_mean(v: np.ndarray) -> float:
         s += x
         c += 1.0 if x > 0.0 else 0.0
     return s / c if c > 0.0 else 0.0
-
-
-@kernel(fastmath=FAST)
-def weighted_moments(v: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation of ``v`` under weights ``w`` (uniform when ``w`` is empty).
-
-    Two passes (mean, then squared deviations) rather than sum of squares, which cancels badly
-    when the mean is large against the spread; ``fastmath`` lets each pass vectorise.
-    """
-    n = v.size
-    sw = 0.0
-    swv = 0.0
-    if w.size == n:
-        for i in range(n):
-            sw += w[i]
-            swv += w[i] * v[i]
-    else:
-        sw = float(n)
-        for i in range(n):
-            swv += v[i]
-    if sw <= 0.0:
-        return 0.0, 0.0
-    mu = swv / sw
-    ss = 0.0
-    if w.size == n:
-        for i in range(n):
-            d = v[i] - mu
-            ss += w[i] * d * d
-    else:
-        for i in range(n):
-            d = v[i] - mu
-            ss += d * d
-    return mu, math.sqrt(max(ss / sw, 0.0))
 
 
 @kernel(fastmath=FAST)
@@ -229,8 +195,8 @@ def prominent_candidates(ys: np.ndarray, half: int, cut: float) -> np.ndarray:
     measure its prominence was most of the detector's time. ``prominence <= top - min(window)``
     (both sides' minima lie in the window), so dropping maxima with ``top - min < cut`` changes
     nothing. The test is one vectorised pass into a byte mask, read 8 bytes at a time, so the
-    few survivors are found without a branch per bucket. Plateaus count once, at their middle,
-    as in :func:`_local_maxima`; the two ends never count (a prominence needs both sides).
+    few survivors are found without a branch per bucket. Plateaus count once, at their middle;
+    the two ends never count (a prominence needs both sides).
     """
     n = ys.size
     words = (n + 7) // 8

@@ -139,8 +139,8 @@ def volume_nodes(
     vol: np.ndarray, smooth: float = 0.7, prominence_z: float = 6.0, window: int = 201
 ) -> tuple[np.ndarray, np.ndarray]:
     """(HVN, LVN) indices: the peak form of domain.md §4. HVN: a hump of the profile standing out
-    by a prominence of ``prominence_z`` bucket-noise units within ``window`` buckets, measured like
-    the combined detector's (square root, light smoothing, noise from first differences). LVN:
+    by a prominence of ``prominence_z`` bucket-noise units within ``window`` buckets, measured on
+    the square root, lightly smoothed, against one noise scale from first differences. LVN:
     the lowest bucket between two neighbouring HVNs, when it lies that far below the lower of them
     ("LVNs mark the edges between HVNs").
 
@@ -164,7 +164,7 @@ def profile_levels(px, v, kp, rows):
     :func:`volume_nodes`, in one call."""
     poc = _poc_kernel(px, v)
     lo, hi = _value_area_kernel(v, poc, kp.value_area_fraction, rows)
-    hvn, lvn = _volume_nodes_kernel(v, kp.smooth, kp.node_prominence_z, max(int(kp.node_window), 3))
+    hvn, lvn = _volume_nodes_kernel(v, kp.node_smooth, kp.node_prominence_z, max(int(kp.node_window), 3))
     return poc, lo, hi, hvn, lvn
 
 

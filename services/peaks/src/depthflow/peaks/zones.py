@@ -55,17 +55,21 @@ from typing import NamedTuple
 import numpy as np
 
 from depthflow.common.pricing import MAX_INDEX, scaled_index
-from depthflow.peaks.detectors import detect_arrays
+from depthflow.peaks.detectors import find_wave_peaks
 from depthflow.peaks.jit import kernel
 from depthflow.peaks.levels import profile_levels
 from depthflow.peaks.params import DEFAULT, PeakParams
 from depthflow.peaks.vacuums import vacuum_bands
 
-__all__ = ["ZONE_FIELDS", "Analysis", "PeakParams", "analyse"]
+__all__ = ["ZONE_FIELDS", "ZONE_KINDS", "Analysis", "PeakParams", "analyse"]
 
-ZONE_FIELDS = ("low", "high", "price", "volume", "strength", "confidence")
+ZONE_FIELDS = ("low", "high", "price", "volume", "strength", "confidence", "kind")
 """The columns of a zone array: ``depthflow.common.messages.Zone``'s fields, in order.
-``strength`` is the zone's share of its profile's volume, ``confidence`` its detector's 0-1."""
+``strength`` is the zone's share of its profile's volume, ``confidence`` its detector's 0-1,
+``kind`` the index of the zone's kind in :data:`ZONE_KINDS`."""
+
+ZONE_KINDS = ("wave", "wall")
+"""What a zone is: a wave peak (a hump) or a wall (one or two buckets); ``messages.ZoneKind``."""
 
 _NO_ZONES = np.empty((0, len(ZONE_FIELDS)))
 _NO_ZONES.flags.writeable = False
@@ -75,7 +79,7 @@ _NO_ZONES.flags.writeable = False
 class Analysis:
     """Everything the peaks service publishes about one book; see the module doc for prices.
 
-    ``support``, ``resistance`` and ``resonance`` are ``(n, 6)`` arrays of zones, columns
+    ``support``, ``resistance`` and ``resonance`` are ``(n, 7)`` arrays of zones, columns
     :data:`ZONE_FIELDS`, best first."""
 
     poc: float
@@ -90,8 +94,8 @@ class Analysis:
 
 
 # a zone row: the columns of ZONE_FIELDS, then the lower edge of its peak bucket
-_LOW, _HIGH, _PRICE, _VOLUME, _STRENGTH, _CONF, _PEAK = range(7)
-_COLUMNS = 7
+_LOW, _HIGH, _PRICE, _VOLUME, _STRENGTH, _CONF, _KIND, _PEAK = range(8)
+_COLUMNS = 8
 
 
 class _Grid(NamedTuple):
@@ -99,7 +103,6 @@ class _Grid(NamedTuple):
 
     first: int
     vol: np.ndarray  # empty when the profile holds no volume
-    weights: np.ndarray  # empty: uniform
     real_lo: int  # first and last index holding data (the rest are the zero pads)
     real_hi: int
     total: float  # volume of the whole input profile, including buckets the cap left out
@@ -135,10 +138,9 @@ def _keyed(px, vol, size, keys, vals, m, total, k0, k1):
 
 
 @kernel
-def _grid(px, vol, px2, vol2, size, anchor, cap, pad_low, pad_high, mid, weight_scale):
+def _grid(px, vol, px2, vol2, size, anchor, cap, pad_low, pad_high):
     """Lay a sparse profile (the levels of ``px, vol`` and of ``px2, vol2``, e.g. bids and asks)
-    on a dense grid (``cap`` buckets nearest ``anchor``), with zero pads, and the detectors'
-    weights, decaying with the distance of each bucket's centre from ``mid``.
+    on a dense grid (``cap`` buckets nearest ``anchor``), with zero pads.
 
     Non-finite prices are dropped and bad volumes (NaN, inf, < 0) count as 0. The bucket key is
     the aggregator's, ``depthflow.common.pricing``'s edge rule: inputs are bucket lower edges,
@@ -152,7 +154,7 @@ def _grid(px, vol, px2, vol2, size, anchor, cap, pad_low, pad_high, mid, weight_
     m, total, k0, k1 = _keyed(px2, vol2, size, keys, vals, m, total, k0, k1)
     none = np.empty(0, dtype=np.float64)
     if m == 0 or not total > 0.0:
-        return np.int64(0), none, none, 0, -1, total, True
+        return np.int64(0), none, 0, -1, total, True
     whole = k1 - k0 + 1 <= cap
     if not whole:
         if not math.isfinite(anchor):
@@ -170,58 +172,13 @@ def _grid(px, vol, px2, vol2, size, anchor, cap, pad_low, pad_high, mid, weight_
         k = keys[t]
         if k0 <= k <= k1:
             dense[k - first] += vals[t]
-    length = weight_scale * mid
-    weights = none
-    if weight_scale > 0.0 and mid > 0.0 and math.isfinite(length) and length > 1e-12 * size:
-        weights = _decay(first, dense.size, size, mid, length)
-    return first, dense, weights, lo_pad, dense.size - 1 - hi_pad, total, whole
+    return first, dense, lo_pad, dense.size - 1 - hi_pad, total, whole
 
 
 @kernel
-def _decay(first, n, size, mid, length):
-    """``exp(-(|centre_i - mid| - d) / length)`` for the ``n`` bucket centres from bucket
-    ``first``, ``d`` the distance of the centre nearest the mid.
-
-    Why relative to the nearest centre (weight 1 there): the detectors use weighted moments, which
-    do not change with the weights' scale, but absolute weights underflow when the mid is far from
-    the profile in units of ``length`` (a trade profile hours old against a low-priced symbol's
-    mid): every weight 0, so no peaks at all, where the relative weights are perfectly usable.
-
-    Why a recurrence: centres are ``size`` apart, so each step away from the mid multiplies the
-    weight by ``exp(-size / length)``; one ``exp`` per side instead of one per bucket (``exp`` does
-    not vectorise here and was a third of a grid's cost). The drift is an ulp per step, ~1e-12
-    relative over the capped grid. Weights below 1e-300 are set to 0: multiplying subnormals is
-    ~100x slower, and such a weight is nothing next to the ones near the mid.
-    """
-    w = np.empty(n, dtype=np.float64)
-    step = math.exp(-size / length)
-    # the first bucket whose centre is at or above the mid: estimated, then settled exactly
-    up = math.ceil(min(max((mid - size / 2) / size - first, 0.0), float(n)))  # clamped as a float
-    while up > 0 and (first + up - 1) * size + size / 2 >= mid:
-        up -= 1
-    while up < n and (first + up) * size + size / 2 < mid:
-        up += 1
-    d_up = (first + up) * size + size / 2 - mid if up < n else np.inf
-    d_down = mid - (first + up - 1) * size - size / 2 if up > 0 else np.inf
-    nearest = min(d_up, d_down)
-    if up < n:
-        x = math.exp(-(d_up - nearest) / length)
-        for i in range(up, n):
-            x = x if x >= 1e-300 else 0.0
-            w[i] = x
-            x *= step
-    if up > 0:
-        x = math.exp(-(d_down - nearest) / length)
-        for i in range(up - 1, -1, -1):
-            x = x if x >= 1e-300 else 0.0
-            w[i] = x
-            x *= step
-    return w
-
-
-@kernel
-def _zone_rows(first, size, v, real_lo, real_hi, total, idx, lo, hi, conf):
-    """Peaks (index arrays on the grid) as zone rows; pad rows are never a peak nor in a zone."""
+def _zone_rows(first, size, v, real_lo, real_hi, total, idx, lo, hi, conf, kind):
+    """Peaks or walls (index arrays on the grid, of ``kind``) as zone rows; pad rows are never
+    a peak nor in a zone."""
     rows = np.empty((idx.size, _COLUMNS), dtype=np.float64)
     share = total if total != 0.0 else 1.0
     m = 0
@@ -241,6 +198,7 @@ def _zone_rows(first, size, v, real_lo, real_hi, total, idx, lo, hi, conf):
         rows[m, _VOLUME] = volume
         rows[m, _STRENGTH] = volume / share
         rows[m, _CONF] = conf[t]
+        rows[m, _KIND] = kind
         rows[m, _PEAK] = peak
         m += 1
     return rows[:m]
@@ -304,11 +262,13 @@ def _before(rows, x, y):
 @kernel
 def _rank(rows, limit):
     """Best first (:func:`_before`; then input order), at most ``limit`` rows, each overlapping
-    no better one.
+    no better one of its kind.
 
-    Why drop overlapping ones: the detectors find a small peak on the flank of a wall as a peak of
-    its own, with a zone inside the wall's; listed apart, one level would take several of the
-    ``limit`` places. An insertion sort: stable, and there are tens of rows, not thousands."""
+    Why drop overlapping ones: a book peak and a trade peak of one hump, or two humps' zones
+    spilling into each other, are one level; listed apart, one level would take several of the
+    ``limit`` places. Why only of its kind: a wall standing on a hump is a level of its own (one
+    big order) inside the hump's band, and the hump does not stop being one. An insertion sort:
+    stable, and there are tens of rows, not thousands."""
     n = rows.shape[0]
     order = np.arange(n)
     for i in range(1, n):
@@ -329,7 +289,8 @@ def _rank(rows, limit):
         r = order[t]
         apart = True
         for u in range(k):
-            if rows[r, _LOW] < out[u, _HIGH] and out[u, _LOW] < rows[r, _HIGH]:
+            same_kind = rows[r, _KIND] == out[u, _KIND]
+            if same_kind and rows[r, _LOW] < out[u, _HIGH] and out[u, _LOW] < rows[r, _HIGH]:
                 apart = False
                 break
         if apart:
@@ -366,7 +327,8 @@ def _resonance(book, trade, reach, limit):
 
     The zone spans both; its volume adds resting and traded base quantity; its strength is the
     mean of the two shares; its confidence treats the two as independent evidence,
-    ``1 - (1 - c_book)(1 - c_trade)``.
+    ``1 - (1 - c_book)(1 - c_trade)``; its kind is the book zone's (a wall where trades hit a
+    wall is a wall).
     """
     out = np.empty((book.shape[0], _COLUMNS), dtype=np.float64)
     m = 0
@@ -386,6 +348,7 @@ def _resonance(book, trade, reach, limit):
         out[m, _VOLUME] = book[b, _VOLUME] + trade[j, _VOLUME]
         out[m, _STRENGTH] = (book[b, _STRENGTH] + trade[j, _STRENGTH]) / 2
         out[m, _CONF] = 1 - (1 - book[b, _CONF]) * (1 - trade[j, _CONF])
+        out[m, _KIND] = book[b, _KIND]
         out[m, _PEAK] = bp
         m += 1
     return _rank(out[:m], limit)
@@ -433,24 +396,27 @@ _NONE = _readonly(np.empty(0))
 
 
 def _profile_grid(
-    sources: tuple[np.ndarray, ...], size: float, mid: float, p: PeakParams, pads: tuple[bool, bool],
-    weighted: bool,
+    sources: tuple[np.ndarray, ...], size: float, mid: float, p: PeakParams, pads: tuple[bool, bool]
 ) -> _Grid:
     """The grid of one profile, ``sources`` = (prices, volumes) or (prices, volumes, prices 2,
     volumes 2)."""
     px, vol, px2, vol2 = sources if len(sources) == 4 else (*sources, _NONE, _NONE)
     anchor = mid if math.isfinite(mid) else math.nan
     cap = max(p.max_buckets, 1)
-    scale = p.weight_scale if weighted else 0.0
-    return _Grid(*_grid(px, vol, px2, vol2, size, anchor, cap, pads[0], pads[1], mid, scale))
+    return _Grid(*_grid(px, vol, px2, vol2, size, anchor, cap, pads[0], pads[1]))
 
 
 def _zone_rows_of(grid: _Grid, size: float, p: PeakParams) -> np.ndarray:
-    """Detect on one grid; the peaks as zone rows."""
+    """Wave peaks and walls of one grid (:func:`depthflow.peaks.find_wave_peaks`) as zone rows."""
     if grid.vol.size == 0:
         return np.empty((0, _COLUMNS))
-    idx, _, lo, hi, conf = detect_arrays(grid.vol, grid.weights, p.kernel)
-    return _zone_rows(grid.first, size, grid.vol, grid.real_lo, grid.real_hi, grid.total, idx, lo, hi, conf)
+    found = find_wave_peaks((grid.first + np.arange(grid.vol.size)) * size, grid.vol, params=p)
+    args = (grid.first, size, grid.vol, grid.real_lo, grid.real_hi, grid.total)
+    w, k = found.peaks, found.walls
+    return np.concatenate((
+        _zone_rows(*args, w.indices, w.low_indices, w.high_indices, w.confidences, 0.0),
+        _zone_rows(*args, k.indices, k.low_indices, k.high_indices, k.confidences, 1.0),
+    ))
 
 
 def _as_zones(rows: np.ndarray) -> np.ndarray:
@@ -535,9 +501,9 @@ def analyse(
     price = mid if math.isfinite(mid) and mid > 0 else 0.5 * (float(known_low) + float(known_high))
     price = price if math.isfinite(price) and price > 0 else size
 
-    bids = _profile_grid((bpx, bq), size, mid, p, (False, True), weighted=True)
-    asks = _profile_grid((apx, aq), size, mid, p, (True, False), weighted=True)
-    trades = _profile_grid((tpx, tq), size, mid, p, (True, True), weighted=True)
+    bids = _profile_grid((bpx, bq), size, mid, p, (False, True))
+    asks = _profile_grid((apx, aq), size, mid, p, (True, False))
+    trades = _profile_grid((tpx, tq), size, mid, p, (True, True))
     # peaks lie whole buckets apart: half a bucket more keeps "within n buckets" off float ties
     reach = (_buckets(p.resonance_tolerance, price, size) + 0.5) * size
     support, resistance, resonance = _zones(
@@ -545,7 +511,7 @@ def analyse(
         mid, size, reach, p.max_zones,
     )
 
-    book = _profile_grid((bpx, bq, apx, aq), size, mid, p, (False, False), weighted=False)
+    book = _profile_grid((bpx, bq, apx, aq), size, mid, p, (False, False))
     primary = trades if trades.vol.size else book
     hvn: list[float] = []
     lvn: list[float] = []

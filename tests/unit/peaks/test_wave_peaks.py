@@ -1,0 +1,213 @@
+"""``find_wave_peaks``: wave peaks and walls of one profile, its input checks, and its
+properties (volume scale and price shift change nothing else; a one-bucket spike is a wall)."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from depthflow.peaks import PeakParams, find_wave_peaks
+
+
+def hump(n: int, centre: float, width: float) -> np.ndarray:
+    return np.exp(-0.5 * ((np.arange(n) - centre) / width) ** 2)
+
+
+def book_side(seed: int, n: int = 900) -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
+    """A decaying book background (thick near the mid, thin far away) with multiplicative noise,
+    three humps of different widths and two walls, one beside a hump."""
+    rng = np.random.default_rng(seed)
+    x = np.arange(n, dtype=float)
+    background = 400.0 * np.exp(-x / 250.0) + 4.0
+    clean = background.copy()
+    humps = [(120, 2.0), (400, 4.0), (700, 8.0)]
+    for c, w in humps:
+        clean += 3.0 * background[c] * hump(n, c, w)
+    vol = clean * rng.lognormal(-0.045, 0.3, n)  # noise proportional to the level
+    walls = [300, 400 + 16]  # the second stands beside the hump at 400, clear of its flank
+    for w in walls:
+        vol[w] = 15.0 * background[w]
+    return 10_000.0 + 0.5 * x, vol, humps, walls
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_humps_are_wave_peaks_and_spikes_are_walls_on_multiplicative_noise(seed):
+    px, vol, humps, walls = book_side(seed)
+    found = find_wave_peaks(px, vol)
+    assert len(found.peaks) == len(humps)
+    for (want, width), got in zip(humps, found.peaks, strict=True):
+        assert abs(got.index - want) <= max(3.0, width)  # a wide hump's top is found within its width
+        assert got.low <= got.price < got.high
+        assert got.price == px[got.index]
+    found_walls = [w.index for w in found.walls]
+    assert set(walls) <= set(found_walls)  # (strong multiplicative noise makes false walls too:
+    # wall precision is the accuracy bench's figure, not asserted here)
+    assert all(abs(p.index - w) > 1 for p in found.peaks for w in walls)
+    for w in found.walls:
+        if w.index in walls:  # one bucket, lower edge to upper
+            assert (w.low, w.high) == (px[w.index], px[w.index] + 0.5)
+        assert 0.0 <= w.confidence <= 1.0
+
+
+def test_a_hump_with_a_noisy_top_is_one_peak_and_two_humps_are_two():
+    n = 300
+    rng = np.random.default_rng(3)
+    vol = 50.0 + 400.0 * hump(n, 100, 6.0) + rng.normal(0.0, 3.0, n)
+    vol[97:104] += [9.0, -9.0, 9.0, -9.0, 9.0, -9.0, 9.0]  # ragged top: several local maxima
+    vol += 300.0 * (hump(n, 200, 3.0) + hump(n, 218, 3.0))  # a double hump, a clear dip between
+    found = find_wave_peaks(np.arange(n, dtype=float), vol)
+    idx = [p.index for p in found.peaks]
+    assert len(idx) == 3
+    assert abs(idx[0] - 100) <= 3
+    assert abs(idx[1] - 200) <= 1
+    assert abs(idx[2] - 218) <= 1
+    assert found.walls == []
+
+
+def test_a_maximum_inside_a_stronger_humps_zone_is_that_hump():
+    n = 300
+    x = np.arange(n)
+    rng = np.random.default_rng(3)
+    # a narrow bump on the flank of a broad hump makes a second maximum, prominent on its own,
+    # inside the hump's half-prominence zone: one hump, reported once
+    vol = 50 + 1000 * hump(n, 100, 6.0) + 800 * hump(n, 107, 1.0) + rng.normal(0.0, 3.0, n)
+    (peak,) = find_wave_peaks(x.astype(float), vol).peaks
+    assert peak.low_index <= 100 <= peak.high_index
+    assert peak.low_index <= 107 <= peak.high_index
+
+
+def test_the_docstring_example():
+    prices = 100.0 + 0.5 * np.arange(60)
+    volumes = np.full(60, 10.0)
+    volumes[20:25] += [15, 40, 60, 40, 15]
+    volumes[45] = 90.0
+    found = find_wave_peaks(prices, volumes)
+    assert [(p.index, p.price) for p in found.peaks] == [(22, 111.0)]
+    assert [(w.index, w.price) for w in found.walls] == [(45, 122.5)]
+    assert (found.peaks[0].low, found.peaks[0].high) == (110.0, 112.5)  # buckets 20-24
+
+
+def test_a_two_bucket_wall_is_one_wall():
+    vol = np.full(100, 10.0) + np.sin(np.arange(100))
+    vol[50:52] = [200.0, 180.0]
+    (wall,) = find_wave_peaks(np.arange(100.0), vol).walls
+    assert (wall.index, wall.low_index, wall.high_index) == (50, 50, 51)
+
+
+def test_tiny_flat_and_empty_profiles_have_nothing():
+    for vol in (np.ones(50), np.zeros(50), np.array([1.0, 9.0]), np.empty(0)):
+        found = find_wave_peaks(np.arange(vol.size, dtype=float), vol)
+        assert (len(found.peaks), len(found.walls)) == (0, 0)
+
+
+def test_overrides_are_named_like_the_params_and_unknown_names_are_refused():
+    px, vol, _, _ = book_side(1)
+    assert len(find_wave_peaks(px, vol, prominence_z=1e9).peaks) == 0
+    assert len(find_wave_peaks(px, vol, wall_z=1e9).walls) == 0
+    assert find_wave_peaks(px, vol, params=PeakParams(), wall_z=1e9).walls == []
+    with pytest.raises(TypeError, match="prominance_z, walls_z"):
+        find_wave_peaks(px, vol, prominance_z=3.0, walls_z=2.0)
+
+
+@pytest.mark.parametrize(
+    ("prices", "volumes", "message"),
+    [
+        ([1.0, 2.0, 4.0], [1.0, 1.0, 1.0], "equally spaced"),
+        ([3.0, 2.0, 1.0], [1.0, 1.0, 1.0], "strictly ascending"),
+        ([1.0, 1.0, 1.0], [1.0, 1.0, 1.0], "strictly ascending"),
+        ([1.0, np.nan, 3.0], [1.0, 1.0, 1.0], r"prices must be finite, prices\[1\]"),
+        ([1.0, 2.0, 3.0], [1.0, -1.0, 1.0], r"volumes must be finite and >= 0, volumes\[1\]"),
+        ([1.0, 2.0, 3.0], [1.0, np.inf, 1.0], "volumes must be finite"),
+        ([1.0, 2.0, 3.0], [1.0, 1.0], "differ in length"),
+        ([[1.0, 2.0]], [[1.0, 2.0]], "1-D"),
+    ],
+)
+def test_a_profile_that_is_not_one_is_refused_saying_why(prices, volumes, message):
+    with pytest.raises(ValueError, match=message):
+        find_wave_peaks(np.array(prices), np.array(volumes))
+
+
+# --- properties -------------------------------------------------------------------------------------
+
+
+@st.composite
+def profiles(draw: st.DrawFn) -> np.ndarray:
+    """Anything from a noisy book side with humps and spikes to arbitrary non-negative volumes."""
+    if draw(st.booleans()):  # normal floats: a subnormal volume scaled down is lost, not scaled
+        return draw(hnp.arrays(np.float64, st.integers(0, 300),
+                               elements=st.one_of(st.just(0.0), st.floats(1e-200, 1e6))))
+    n = draw(st.integers(50, 600))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    level = 10 ** draw(st.floats(-3, 6))
+    x = np.arange(n)
+    clean = level * (np.exp(-x / draw(st.floats(20, 500))) + draw(st.floats(0.0, 1.0)))
+    for _ in range(draw(st.integers(0, 4))):
+        clean += level * draw(st.floats(0.5, 5)) * hump(n, draw(st.floats(0, n)), draw(st.floats(0.5, 10)))
+    return clean * rng.lognormal(0.0, draw(st.floats(0.0, 0.8)), n)
+
+
+def signature(found) -> tuple:
+    return tuple((p.index, p.low_index, p.high_index) for p in found.peaks), tuple(
+        (w.index, w.low_index, w.high_index) for w in found.walls
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(profiles(), st.sampled_from([1e-9, 1e-3, 0.37, 3.0, 1024.0, 7.7e5, 1e9]))
+def test_scaling_the_volumes_changes_nothing(vol, factor):
+    px = np.arange(vol.size, dtype=float)
+    want, got = find_wave_peaks(px, vol), find_wave_peaks(px, vol * factor)
+    assert signature(got) == signature(want)
+    for a, b in ((want.peaks, got.peaks), (want.walls, got.walls)):
+        np.testing.assert_allclose(b.confidences, a.confidences, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(b.scores, a.scores, rtol=1e-9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(profiles(), st.sampled_from([0.01, 0.5, 1.0]), st.floats(-1e4, 1e6))
+def test_shifting_the_prices_shifts_peaks_and_walls_and_nothing_else(vol, step, shift):
+    px = 1e4 + step * np.arange(vol.size)
+    want, got = find_wave_peaks(px, vol), find_wave_peaks(px + shift, vol)
+    assert signature(got) == signature(want)
+    for a, b in ((want.peaks, got.peaks), (want.walls, got.walls)):
+        for p, q in zip(a, b, strict=True):
+            want_px = [p.price + shift, p.low + shift, p.high + shift]
+            np.testing.assert_allclose([q.price, q.low, q.high], want_px, rtol=1e-12, atol=1e-6 * step)
+            assert (q.confidence, q.score) == (p.confidence, p.score)
+
+
+@settings(max_examples=150, deadline=None)
+@given(profiles(), st.floats(0.05, 0.95), st.floats(20.0, 1e3))
+def test_a_one_bucket_spike_is_a_wall_not_a_peak(vol, where, height):
+    n = vol.size
+    if n < 30 or not vol.max() > 0:
+        return
+    i = int(where * (n - 20)) + 10
+    around = np.median(vol[i - 10 : i + 11])
+    assume(max(vol[i - 1], vol[i + 1]) <= 1.2 * around)  # a wall's neighbours lie near the background
+    spiked = vol.copy()
+    nonzero = vol[vol > 0].mean()  # so that the spike clears the volume floor, a multiple of it
+    spiked[i] = height * max(vol[max(i - 10, 0) : i + 11].max(), nonzero)
+    before = {p.index for p in find_wave_peaks(np.arange(n, dtype=float), vol).peaks}
+    found = find_wave_peaks(np.arange(n, dtype=float), spiked)
+    assert i in [w.index for w in found.walls]
+    assert {p.index for p in found.peaks if abs(p.index - i) <= 1} <= before  # no peak came with it
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.float64, st.integers(0, 300), elements=st.one_of(st.just(0.0), st.floats(0, 1e6))),
+       st.sampled_from([0.0, 0.7, 3.0]), st.sampled_from([3, 81]))
+def test_any_profile_gives_sane_peaks_and_walls(vol, smooth, window):
+    found = find_wave_peaks(np.arange(vol.size, dtype=float), vol, smooth=smooth, window=window,
+                            min_relative_volume=0.0)
+    for items in (found.peaks, found.walls):
+        idx = [p.index for p in items]
+        assert idx == sorted(set(idx))
+        for p in items:
+            assert 0 <= p.low_index <= p.index <= p.high_index < vol.size
+            assert 0.0 <= p.confidence <= 1.0
+            assert vol[p.low_index : p.high_index + 1].max() > 0
+    walls = {i for w in found.walls for i in range(w.low_index, w.high_index + 1)}
+    for p in found.peaks:  # a wall is never also a wave peak (a wider hump may centre on one)
+        assert p.index not in walls or p.high_index - p.low_index >= 3
