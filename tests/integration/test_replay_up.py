@@ -18,14 +18,15 @@ from depthflow.common.bus import planned_limits
 from depthflow.common.devstack import NATS_URL_ENV, POSTGRES_URL_ENV, REDIS_URL_ENV
 from depthflow.common.retention import Load
 from depthflow.common.testing.servers import Isolated
+from depthflow.ctl.drain import drained, pending_work
 from depthflow.ctl.streamplan import plan_streams
 from depthflow.ctl.summary import replay_warnings
-from tests.data import BINANCE_FUTURES, BINANCE_US
+from tests.data import BINANCE_FUTURES, BINANCE_US, HFT_0808, HFT_0809
 from tests.integration.test_operator_commands import assert_stream_limits
 
 
 def up(iso: Isolated | None, state: Path, symbols: str, *args: str,
-       settings: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+       settings: dict[str, str] | None = None, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
     """``depthflow up`` in a process of its own, on the test's servers (None: no servers given)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("DEPTHFLOW_") and k not in (NATS_URL_ENV, POSTGRES_URL_ENV, REDIS_URL_ENV)}
@@ -33,7 +34,7 @@ def up(iso: Isolated | None, state: Path, symbols: str, *args: str,
     prefix = iso.prefix if iso is not None else "unused"
     return subprocess.run([sys.executable, "-m", "depthflow.ctl", "--state", str(state), "--prefix", prefix,
                            "--symbols", symbols, "up", *args],
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env, capture_output=True, text=True, timeout=timeout_s)
 
 
 async def test_a_replayed_symbol_without_a_book_fails_the_run_and_says_why(isolated: Isolated, tmp_path):
@@ -83,3 +84,36 @@ def test_the_bus_is_believed_over_a_silent_collector():
     assert replay_warnings(told, {"MANAUSD": 3}, ["MANAUSD", "ZRXUSD"]) == [said]
     (missing,) = replay_warnings(None, {"MANAUSD": 3}, ["MANAUSD"])
     assert "the collector wrote no replay report" in missing.reason
+
+
+async def test_a_replay_without_a_duration_ends_once_every_stage_has_caught_up(isolated: Isolated, tmp_path):
+    # the hftbacktest pair: hundreds of books, so the later stages are still busy when the
+    # collector reaches the end of its files
+    replay = [a for p in (HFT_0808, HFT_0809) for a in ("--replay", str(p))]
+    done = await asyncio.to_thread(up, isolated, tmp_path / "state", "BTCUSDT",
+                                   "--speed", "0", *replay, settings={"DEPTHFLOW_STREAM_BUDGET_GIB": "3"},
+                                   timeout_s=180)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "the replay is done and every stage has caught up: stopping services" in out
+    final = json.loads(out.strip().splitlines()[-1])
+    # every book of the recording went through every stage before the stop
+    books = final["md.depth"]
+    assert books > 600
+    assert final["agg.book"] == final["peaks.zones"] == final["signal.fused"] == books
+    assert final["warnings"] == []
+
+
+async def test_pending_work_counts_what_a_durable_consumer_has_not_acknowledged(bus, isolated: Isolated):
+    subject = bus.subjects.md_depth("binance", "BTCUSDT")
+    sub = await bus.js.pull_subscribe(subject, durable="drain-probe", stream=bus.subjects.stream("MD"))
+    assert await pending_work(isolated.urls.nats, isolated.prefix) == 0
+    for i in range(3):
+        await bus.js.publish(subject, b"x%d" % i)
+    assert await pending_work(isolated.urls.nats, isolated.prefix) == 3
+    msgs = await sub.fetch(2, timeout=5)
+    assert await pending_work(isolated.urls.nats, isolated.prefix) == 3  # 1 waiting + 2 unacknowledged
+    for m in msgs:
+        await m.ack_sync()
+    assert await pending_work(isolated.urls.nats, isolated.prefix) == 1
+    assert not await asyncio.to_thread(drained, isolated.urls.nats, isolated.prefix)

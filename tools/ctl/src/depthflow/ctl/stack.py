@@ -133,6 +133,10 @@ class ServiceStack:
             time.sleep(0.2)
         raise RuntimeError(f"{sp.name} not ready after {timeout:.0f}s; see {sp.log_path}")
 
+    def source_done(self) -> bool:
+        """Whether the collector finished its source (a replay reached its end)."""
+        return any(p.name == "collector" and p.done for p in self.procs)
+
     def supervise(self, now: float | None = None) -> list[str]:
         """Reap exited services and restart them after their back-off; return what happened.
 

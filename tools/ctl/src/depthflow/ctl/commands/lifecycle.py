@@ -23,6 +23,7 @@ from depthflow.common.devstack import EmbeddedServers, require_nats_version
 from depthflow.ctl.commands.bootstrap import bootstrap_streams
 from depthflow.ctl.commands.console import say
 from depthflow.ctl.commands.servers import server_urls, snapshot, try_snapshot
+from depthflow.ctl.drain import drained
 from depthflow.ctl.stack import ServiceStack, StartInterrupted
 from depthflow.ctl.streamplan import PlannedStreams, half_free_disk_gib, plan_streams
 from depthflow.ctl.summary import Snapshot, final_json, read_replay_report, render, replay_warnings
@@ -139,18 +140,26 @@ def _supervise(args: argparse.Namespace, streams: PlannedStreams, lock: RunLock,
             + ("; `depthflow down` stops" if args.supervisor else "; Ctrl-C stops"))
     tty = sys.stdout.isatty()
     next_print = 0.0
+    idle_checks = 0  # consecutive checks that found a finished replay fully drained
+    ended = ""
     while not stop() and not (args.duration and time.monotonic() - started >= args.duration):
         time.sleep(0.5)
         for event in stack.supervise():
             say(event)
         now = time.monotonic() - started
+        if args.replay and not args.duration and stack.source_done():
+            # three times in a row, half a second apart: a message between stages is not the end
+            idle_checks = idle_checks + 1 if drained(urls.nats, args.prefix) else 0
+            if idle_checks >= 3:
+                ended = "the replay is done and every stage has caught up"
+                break
         if now >= next_print:
             snap = try_snapshot(urls, args.prefix, args.venue)
             if snap is not None:
                 text = render(snap.minus(baseline), symbols, now, stack.restarts)
                 print(("\x1b[2J\x1b[H" if tty else "") + text, flush=True)
             next_print = now + (2.0 if tty else 10.0)
-    say(f"{stop.received or 'time is up'}: stopping services (draining) ...")
+    say(f"{stop.received or ended or 'time is up'}: stopping services (draining) ...")
     restarts = stack.restarts
     codes = stack.stop()
     say("service exit codes: " + ", ".join(f"{k}={v}" for k, v in codes.items()))
