@@ -49,9 +49,9 @@ from depthflow.peaks.params import DEFAULT, PeakParams
 
 __all__ = ["BLOCK", "Features", "Peak", "WavePeaks", "detect_arrays", "find_wave_peaks"]
 
-BLOCK = 16
+BLOCK = 32
 """Buckets per block of the local noise scale: fine enough to follow a book's decay, coarse
-enough that a block's trimmed mean is steady (15 differences)."""
+enough that a block's trimmed mean is steady (31 differences)."""
 
 _SQRT_PI_2 = math.sqrt(math.pi) / 2.0  # E|d| = 2 sigma / sqrt(pi) for normal differences
 _RING = 8  # buckets each side whose median is a wall's local background
@@ -142,6 +142,27 @@ class WavePeaks(NamedTuple):
 
 
 @kernel(fastmath=FAST)
+def _pooled(s: np.ndarray, c: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of ``s`` and of ``c`` over blocks ``b - reach .. b + reach`` (clipped). Summed afresh
+    per block, not as a running sum: subtracting a thick stretch's sum from a running total would
+    leave rounding noise as a thin stretch's scale."""
+    nb = s.size
+    ps = np.empty(nb, dtype=np.float64)
+    pc = np.empty(nb, dtype=np.float64)
+    for b in range(nb):
+        lo = max(b - reach, 0)
+        hi = min(b + reach + 1, nb)
+        a = 0.0
+        k = 0.0
+        for u in range(lo, hi):
+            a += s[u]
+            k += c[u]
+        ps[b] = a
+        pc[b] = k
+    return ps, pc
+
+
+@kernel(fastmath=FAST)
 def _block_noise(y: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """Noise sigma of ``y`` per block of ``BLOCK`` buckets: the trimmed mean absolute first
     difference of the block and ``reach`` blocks each side, x sqrt(pi)/2.
@@ -190,13 +211,9 @@ def _block_noise(y: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray, np.
     s2 = np.zeros(nb, dtype=np.float64)
     c2 = np.zeros(nb, dtype=np.float64)
     for _ in range(2):  # trimmed twice: a lumpy book's big steps inflate the first cut
+        ps, pc = _pooled(s1, c1, reach)
         for b in range(nb):
-            s = 0.0
-            c = 0.0
-            for u in range(max(b - reach, 0), min(b + reach, nb - 1) + 1):
-                s += s1[u]
-                c += c1[u]
-            cut = 3.0 * (s / c if c > 0.0 else 0.0)
+            cut = 3.0 * (ps[b] / pc[b] if pc[b] > 0.0 else 0.0)
             cuts[b] = cut
             seg = d[min(b * BLOCK, nd) : min((b + 1) * BLOCK, nd)]
             s = 0.0
@@ -209,16 +226,10 @@ def _block_noise(y: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray, np.
             c2[b] = c
         s1, s2 = s2, s1
         c1, c2 = c2, c1
+    ps, pc = _pooled(s1, c1, reach)
     for b in range(nb):
-        s = 0.0
-        c = 0.0
-        for u in range(max(b - reach, 0), min(b + reach, nb - 1) + 1):
-            s += s1[u]
-            c += c1[u]
-        m = s / c if c > 0.0 else 0.0
+        m = ps[b] / pc[b] if pc[b] > 0.0 else 0.0
         out[b] = max(m * _SQRT_PI_2, floor)
-        ps[b] = s
-        pc[b] = c
     return out, ps, pc, cuts, floor
 
 
