@@ -119,3 +119,24 @@ def test_the_renderers_import_no_service() -> None:
              "('depthflow.collector', 'depthflow.aggregator', 'depthflow.peaks', 'depthflow.risk'))))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+async def test_walls_are_drawn_apart_from_wave_zones(replayed, tmp_path: Path) -> None:
+    """A wall (one or two buckets: one big order) gets its own marker trace and a dash-dot outline
+    in the page, and a dash-dot line in the picture; a wave zone gets neither."""
+    book, profile, zones = replayed
+    below = zones.mid - 10 * zones.bucket_size
+    wall = Zone(low=below, high=below + zones.bucket_size, price=below + zones.bucket_size / 2, volume=5.0,
+                strength=0.2, confidence=0.9, kind="wall")
+    wave = msgspec.structs.replace(wall, kind="wave")
+    pages = {}
+    for kind, zone in (("wall", wall), ("wave", wave)):
+        html = tmp_path / f"{kind}.html"
+        drawn = render(book, profile, msgspec.structs.replace(zones, support=[zone]), tmp_path / "w.png",
+                       html)
+        assert drawn.support == [zone]
+        pages[kind] = html.read_text()
+    assert pages["wall"].count('"name":"support wall"') == 1
+    assert pages["wave"].count('"name":"support wall"') == 0
+    # the dash-dot outline on both panels (plotly.js itself names the style too: compare the pages)
+    assert pages["wall"].count('"dash":"dashdot"') - pages["wave"].count('"dash":"dashdot"') == 2

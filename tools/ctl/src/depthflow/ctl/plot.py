@@ -2,7 +2,8 @@
 
 The bucketed book (bids and asks resting per price bucket) and the rolling trade profile (buys and
 sells per bucket) are drawn as volume-by-price bars on a shared price axis, with what peaks made
-of them on top: POC, value area, support and resistance zones (confidence as opacity), liquidity
+of them on top: POC, value area, support and resistance zones (confidence as opacity; a wall, one
+or two buckets holding one big order, also as a dash-dot line at its price), liquidity
 vacuums, resonance zones, high/low volume nodes, the mid and the range the book is known over.
 
 Two outputs from the same data: a PNG (matplotlib, drawn on an Agg canvas without pyplot, so no
@@ -41,6 +42,7 @@ RESONANCE = "#ff7f0e"
 VACUUM = "#7f7f7f"
 MID = "#000000"
 KNOWN = "#555555"
+WALL_STYLE = "-."  # a wall (one or two buckets: one big order) is a dash-dot line at its price
 
 @dataclass(frozen=True)
 class Drawn:
@@ -206,10 +208,11 @@ def _bands(ax: object, d: Drawn, book: BookBuckets, lo: float, hi: float) -> Non
     for k in d.known_range:
         ax.axhline(k, color=KNOWN, ls=":", lw=1.2, zorder=4)
     ax.axhspan(*d.value_area, color=VALUE_AREA, alpha=0.10, lw=0, zorder=1)
-    for z in d.support:
-        ax.axhspan(z.low, z.high, color=SUPPORT, alpha=_alpha(z.confidence), lw=0, zorder=2)
-    for z in d.resistance:
-        ax.axhspan(z.low, z.high, color=RESISTANCE, alpha=_alpha(z.confidence), lw=0, zorder=2)
+    for zs, colour in ((d.support, SUPPORT), (d.resistance, RESISTANCE)):
+        for z in zs:
+            ax.axhspan(z.low, z.high, color=colour, alpha=_alpha(z.confidence), lw=0, zorder=2)
+            if z.kind == "wall":  # one or two buckets: a band ~1 px tall, so a line marks it
+                ax.axhline(z.price, color=colour, ls=WALL_STYLE, lw=2.2, zorder=5)
     for v in d.vacuums:
         ax.axhspan(v.low, v.high, facecolor=VACUUM, alpha=0.25, hatch="///", edgecolor=VACUUM, lw=0, zorder=2)
     for z in d.resonance:
@@ -308,7 +311,8 @@ def _render_png(
     for name, zs, colour in (("S", d.support, SUPPORT), ("R", d.resistance, RESISTANCE),
                              ("RZ", d.resonance, RESONANCE)):
         for i, z in enumerate(zs, 1):
-            text = f"{name}{i} {d.price(z.price)}  vol {_qty(z.volume)}  conf {z.confidence:.2f}"
+            kind = " wall" if z.kind == "wall" else ""
+            text = f"{name}{i}{kind} {d.price(z.price)}  vol {_qty(z.volume)}  conf {z.confidence:.2f}"
             marks.append((z.price, text, colour))
     ytr = ax_tr.get_yaxis_transform()
     for (price, y_label), label, colour in _spread(marks, lo, hi, min_gap=(hi - lo) / 50):
@@ -354,6 +358,7 @@ def _render_png(
         Line2D([], [], color=MID, ls="--", label="mid"),
         Patch(color=SUPPORT, alpha=0.4, label="support (opacity = confidence)"),
         Patch(color=RESISTANCE, alpha=0.4, label="resistance (opacity = confidence)"),
+        Line2D([], [], color=MID, ls=WALL_STYLE, lw=2.2, label="wall: 1-2 buckets, one big order"),
         Patch(facecolor=VACUUM, alpha=0.25, edgecolor=VACUUM, hatch="///", label="liquidity vacuum"),
         Patch(facecolor="none", edgecolor=RESONANCE, lw=2, label="resonance (book + trades)"),
         Line2D([], [], color=KNOWN, ls=":", label="book known range (grey: unknown)"),
@@ -431,8 +436,11 @@ def _render_html(
     if hi > book.known_high:
         rects.append((book.known_high, hi, {"fillcolor": "rgba(0,0,0,0.06)"}))
     rects.append((*d.value_area, {"fillcolor": _rgba(VALUE_AREA, 0.10)}))
-    rects += [(z.low, z.high, {"fillcolor": _rgba(SUPPORT, _alpha(z.confidence))}) for z in d.support]
-    rects += [(z.low, z.high, {"fillcolor": _rgba(RESISTANCE, _alpha(z.confidence))}) for z in d.resistance]
+    wall_edge = {"dash": "dashdot", "width": 2}  # a wall: outlined, dash-dot, in its side's colour
+    for zs, colour in ((d.support, SUPPORT), (d.resistance, RESISTANCE)):
+        rects += [(z.low, z.high, {"fillcolor": _rgba(colour, _alpha(z.confidence)),
+                                   **({"line": {"color": colour, **wall_edge}} if z.kind == "wall" else {})})
+                  for z in zs]
     # shapes cannot be hatched in plotly: a grey fill with a dotted outline stands for the hatch
     rects += [(v.low, v.high, {"fillcolor": _rgba(VACUUM, 0.20),
                                "line": {"color": VACUUM, "width": 1, "dash": "dot"}}) for v in d.vacuums]
@@ -463,11 +471,14 @@ def _render_html(
     ]
     for name, colour, zs in (("support", SUPPORT, d.support), ("resistance", RESISTANCE, d.resistance),
                              ("resonance", RESONANCE, d.resonance)):
-        if zs:
-            levels.append((name, colour, "triangle-left", [z.price for z in zs], [
-                f"{name} {i}: peak {fmt(z.price)}<br>band {fmt(z.low)} .. {fmt(z.high)}"
-                f"<br>volume {z.volume:,.4f}  strength {z.strength:.3f}<br>confidence {z.confidence:.2f}"
-                for i, z in enumerate(zs, 1)]))
+        for kind, symbol in (("wave", "triangle-left"), ("wall", "square")):  # a wall: its own marker
+            ranked = [(i, z) for i, z in enumerate(zs, 1) if z.kind == kind]
+            if ranked:
+                label = name if kind == "wave" else f"{name} wall"
+                levels.append((label, colour, symbol, [z.price for _, z in ranked], [
+                    f"{label} {i}: peak {fmt(z.price)}<br>band {fmt(z.low)} .. {fmt(z.high)}"
+                    f"<br>volume {z.volume:,.4f}  strength {z.strength:.3f}<br>confidence {z.confidence:.2f}"
+                    for i, z in ranked]))
     if d.vacuums:
         levels.append(("liquidity vacuum", VACUUM, "square-open", [(v.low + v.high) / 2 for v in d.vacuums],
                        [f"liquidity vacuum {fmt(v.low)} .. {fmt(v.high)}" for v in d.vacuums]))
