@@ -85,7 +85,7 @@ def test_the_docstring_example():
     found = find_wave_peaks(prices, volumes)
     assert [(p.index, p.price) for p in found.peaks] == [(22, 111.0)]
     assert [(w.index, w.price) for w in found.walls] == [(45, 122.5)]
-    assert (found.peaks[0].low, found.peaks[0].high) == (110.0, 112.5)  # buckets 20-24
+    assert (found.peaks[0].low, found.peaks[0].high) == (109.5, 113.0)  # buckets 19-25
 
 
 def test_a_two_bucket_wall_is_one_wall():

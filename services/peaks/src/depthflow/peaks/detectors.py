@@ -590,7 +590,7 @@ def find_wave_peaks(
     >>> volumes[45] = 90.0                       # one bucket: a wall
     >>> found = find_wave_peaks(prices, volumes)
     >>> [(p.index, p.price, p.low, p.high) for p in found.peaks]
-    [(22, 111.0, 110.0, 112.5)]
+    [(22, 111.0, 109.5, 113.0)]
     >>> [(w.index, w.price, w.low, w.high) for w in found.walls]
     [(45, 122.5, 122.5, 123.0)]
     """
