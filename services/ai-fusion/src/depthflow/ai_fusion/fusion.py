@@ -4,6 +4,9 @@ Each component is a number in [-1, 1], positive meaning "price likely to rise":
 
 - ``book_imbalance``: resting bids vs asks near the mid.
 - ``zone_position``: nearer the strongest support than the strongest resistance is bullish.
+  Support and resistance are zones of either kind (``Zone.kind``: a wave peak, a hump of volume,
+  or a wall, one big order): both hold price, so both count; the strongest is the one holding
+  the most volume, a ratio of volumes, so walls change nothing of the scale invariance.
 - ``value_area``: below the value area pulls up toward the point of control, above pulls down.
 - ``trade_flow``: aggressive buying vs selling in the trade profile.
 
