@@ -34,13 +34,39 @@ volumes, the noise-free profile it was drawn around (``clean``), the wave-peak l
 * A wall is one bucket (or two adjacent ones) of 4-30x the local background, at a round price
   (a bucket index divisible by 10 when one is free), at least ``tolerance + 4`` buckets from any
   hump: one big resting order, not a wave. Walls are labelled separately and a wave-peak
-  detection on a wall is a false positive. In ``real_books`` the recorded book's own walls are
-  labelled by rule: a bucket holding at least 8x the mean of the 20 buckets around it (the two
-  on each side next to it excluded) and 4x the profile's mean non-empty bucket, with both
-  neighbours below half of it (or two buckets: it and its right neighbour, each flanked by less
-  than half).
+  detection on a wall is a false positive.
 * Gaps (runs of empty buckets, ``walls`` family) and broad background humps (``trade_humps``)
   are not labelled: they are what a peak is not.
+
+**Recorded profiles** (``real_books``, ``real_trades``): a recorded book side or trade profile,
+bucketed (``raw``), is made a labelled one so that no structure is left unlabelled:
+
+1. *Walls*, by rule (:func:`wall_rule`): a bucket holding at least 8x the mean of the 20 buckets
+   around it (the two on each side next to it excluded: :func:`_ring_mean`) and 4x the profile's
+   mean non-empty bucket, with both neighbours below half of it (or two buckets: it and its right
+   neighbour, each flanked by less than half). They are labelled walls and stay in place at their
+   recorded size; their neighbours are capped at 0.45 of the wall (the noise put there must not
+   make a wall three buckets wide).
+2. *Background*, the recorded shape without its own humps (:func:`real_background`): the wall
+   buckets replaced by their ring mean, then a gaussian of sigma ``max(40, 4 x widest planted
+   half width / 1.18)`` buckets, the background bells' rule above: whatever the recording's own
+   humps were, the background has no local maximum narrower than twice the widest planted hump
+   unless it stands less than 0.1 of the background (a third of the smallest planted height)
+   above its surroundings (checked by the tests).
+3. *Noise*, the recording's own (:func:`real_noise`): the recorded buckets' ratios to the
+   background, block-bootstrapped in blocks of :data:`REAL_BLOCK` (3) buckets, each block copied
+   from a start within :data:`REAL_REACH` (60) buckets of its place (sparse far levels stay far;
+   empty levels and single big levels stay what they are), wall buckets never a source. The
+   blocks keep the recording's level-to-level structure (runs of empty ticks, orders at round
+   steps) but cut any of its humps wider than a block into pieces laid down at random: a hump
+   in the volumes is one planted or one the noise made by chance, as in every other family.
+4. *Humps* planted as in ``plant`` (places, widths, apart from each other and at least
+   ``tolerance + 4 + 3 half_width`` from every wall), height ``z`` local noise deviations (``z``
+   as above, at least 30 % of the background), the local deviation being the background times the
+   root mean square of (ratio - 1) over 41 buckets (at least 0.1; a median absolute deviation is
+   0 where most levels are empty). They are added as resting volume: ``volumes = background x
+   noise + humps`` (walls as in 1); ``clean = background + humps``; ``background`` is recorded
+   on the profile. Labels by the wave-peak rule above.
 
 The families (``FAMILIES``; 60 profiles each by default, 200-3000 buckets):
 
@@ -61,10 +87,11 @@ The families (``FAMILIES``; 60 profiles each by default, 200-3000 buckets):
   dominant point of control (a hump 10-40x as significant as the rest, labelled: it defeats
   thresholds relative to the profile's range).
 * ``real_books``: windows of the recorded REST books (tests/data: Binance BTC/ETH/DOT and
-  Binance.US MANA/ZRX/BAT/HNT, either side) bucketed at a random width (at least the tick), with
-  humps planted on them. The recorded book is the noise; the noise-free profile is its rolling
-  median (41 buckets) plus the humps; the local noise is 1.48 MAD around that median. The
-  book's own unlabelled structure counts against every detector alike.
+  Binance.US MANA/ZRX/BAT/HNT, either side) bucketed at a random width (at least the tick), the
+  touch in an end bucket, made labelled by the recorded-profile rule above.
+* ``real_trades``: volume by price of the recorded trades (hftbacktest BTCUSDT 2024-08-08 and
+  -09, cryptofeed BTCUSDT aggTrades 2021-04-04), a random 40-100 % of each one's price range
+  bucketed at a random width (at least the tick), by the same rule.
 """
 
 from __future__ import annotations
@@ -76,7 +103,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import median_filter
+from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
 from tests.data import BINANCE_US, CRYPTOFEED, HFT_0808, HFT_0809
 
@@ -103,6 +130,7 @@ class Labelled:
     peaks: tuple[tuple[int, int], ...]
     walls: tuple[int, ...]
     planted: tuple[tuple[float, int], ...] = ()  # every hump's centre and half width, labelled or not
+    background: np.ndarray | None = None  # the noise-free profile without the humps (real_books)
 
 
 def tolerance(half_width: int) -> int:
@@ -239,8 +267,10 @@ def plant(
     count: int,
     hw_range: tuple[float, float],
     margin: int = 6,
+    avoid: Sequence[int] = (),
 ) -> tuple[np.ndarray, list[Hump]]:
-    """Add ``count`` humps (fewer when the range is full) to ``background``; heights per the doc."""
+    """Add ``count`` humps (fewer when the range is full) to ``background``; heights per the doc.
+    No hump is within ``tolerance + 4 + 3 half_width`` buckets of an ``avoid`` bucket (a wall)."""
     n = background.size
     x = np.arange(n, dtype=np.float64)
     signal = background.astype(np.float64).copy()
@@ -255,6 +285,8 @@ def plant(
             continue
         c = rng.uniform(reach, n - reach)
         if not _free(c, h.half_width, placed):
+            continue
+        if any(abs(c - w) <= tolerance(h.half_width) + 4 + 3 * h.half_width for w in avoid):
             continue
         h = Hump(c, h.left, h.right, h.kind)
         base = float(background[round(c)])
@@ -586,11 +618,16 @@ def real_books() -> tuple[tuple[str, np.ndarray, np.ndarray, float], ...]:
     return tuple(out)
 
 
+def _ring_mean(v: np.ndarray) -> np.ndarray:
+    """The mean of the 20 buckets around each bucket, the two on each side next to it excluded."""
+    ring = np.r_[np.ones(10), np.zeros(3), np.ones(10)] / 20.0
+    return np.asarray(np.convolve(np.pad(v, 11, mode="edge"), ring, mode="same")[11:-11])
+
+
 def wall_rule(v: np.ndarray) -> list[int]:
     """Walls of a recorded book by the module doc's rule."""
     n = v.size
-    ring = np.r_[np.ones(10), np.zeros(3), np.ones(10)] / 20.0
-    ref = np.convolve(np.pad(v, 11, mode="edge"), ring, mode="same")[11:-11]
+    ref = _ring_mean(v)
     big = (v >= 8 * ref) & (v >= 4 * (float(v[v > 0].mean()) if (v > 0).any() else np.inf))
     out: list[int] = []
     for i in np.flatnonzero(big).tolist():
@@ -602,6 +639,37 @@ def wall_rule(v: np.ndarray) -> list[int]:
         elif left < 0.5 * v[i] and right >= 0.5 * v[i] and after < 0.5 * right:
             out += [i, i + 1]
     return sorted(set(out))
+
+
+REAL_BLOCK = 3
+"""Buckets per block of the real noise's block bootstrap (shorter than any planted hump's span)."""
+REAL_REACH = 60
+"""A block is drawn from within this many buckets of where it goes (the noise stays local)."""
+
+
+def real_background(raw: np.ndarray, walls: Sequence[int], sigma: float) -> np.ndarray:
+    """The real side's shape without its own humps: the wall buckets replaced by their ring mean
+    (:func:`wall_rule`'s reference), then a gaussian of ``sigma`` buckets (at least 40 and four
+    times the widest planted half width: no structure narrower than a background bell remains)."""
+    v = raw.astype(np.float64).copy()
+    if len(walls):
+        v[list(walls)] = _ring_mean(raw)[list(walls)]
+    return np.asarray(gaussian_filter1d(v, sigma, mode="nearest"))
+
+
+def real_noise(rng: np.random.Generator, ratio: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The real levels' ratios to the background, block-bootstrapped: blocks of
+    :data:`REAL_BLOCK` buckets, each copied from a source start within :data:`REAL_REACH` buckets
+    of its place; ``keep`` buckets (walls) are never a source (their ratio is set to 1 there)."""
+    n = ratio.size
+    r = np.where(keep, 1.0, ratio)
+    out = np.empty(n)
+    for s in range(0, n, REAL_BLOCK):
+        length = min(REAL_BLOCK, n - s)
+        lo, hi = max(0, s - REAL_REACH), min(n - length, s + REAL_REACH)
+        u = int(rng.integers(lo, hi + 1))
+        out[s : s + length] = r[u : u + length]
+    return out
 
 
 def _real_books(rng: np.random.Generator) -> Labelled:
@@ -619,24 +687,89 @@ def _real_books(rng: np.random.Generator) -> Labelled:
     low = touch - 0.5 * size if ascending else touch - (n - 0.5) * size  # the touch in an end bucket
     idx = np.floor((px - low) / size).astype(np.int64)
     ok = (idx >= 0) & (idx < n)
-    bg_real = np.bincount(idx[ok], weights=q[ok], minlength=n).astype(np.float64)
-    smooth = median_filter(bg_real, size=41, mode="nearest")
-    resid = np.abs(bg_real - smooth)
-    local = 1.4826 * median_filter(resid, size=41, mode="nearest")
-    floor = 0.1 * float(np.mean(bg_real[bg_real > 0])) if (bg_real > 0).any() else 1.0
-    scale = np.maximum(np.maximum(local, 0.5 * smooth), floor)
-    _, humps = plant(rng, np.zeros(n), lambda b: 0.0, _count(rng, n), _widths(n, 12.0))  # places only
+    raw = np.bincount(idx[ok], weights=q[ok], minlength=n).astype(np.float64)
+    prices = low + size * np.arange(n, dtype=np.float64)
+    return _from_recorded(rng, "real_books", prices, raw)
+
+
+def _from_recorded(rng: np.random.Generator, family: str, prices: np.ndarray, raw: np.ndarray) -> Labelled:
+    """A recorded profile ``raw`` made a labelled one by the module doc's rule for real sides."""
+    n = raw.size
+    walls = wall_rule(raw)
+    widths = _widths(n, 12.0)
+    bg = real_background(raw, walls, max(40.0, 4 * widths[1] / _HWHM_GAUSS))
+    mean_level = float(raw[raw > 0].mean()) if (raw > 0).any() else 1.0
+    bg = np.maximum(bg, 1e-6 * mean_level)  # far empty stretches: a tiny, not a zero, level
+    is_wall = np.zeros(n, dtype=bool)
+    is_wall[walls] = True
+    noise = real_noise(rng, raw / bg, is_wall)
+    # the local noise: the ratios' root mean square deviation from 1 (41 buckets), at least 0.1,
+    # times the background (a median absolute deviation is 0 where most levels are empty)
+    spread = np.maximum(np.sqrt(uniform_filter1d((noise - 1.0) ** 2, 41, mode="nearest")), 0.1)
+    starts = [w for w in walls if w - 1 not in walls]
+    clean, humps = plant(rng, bg, lambda b: 0.0, _count(rng, n), widths, avoid=walls)  # places only
     x = np.arange(n, dtype=np.float64)
     added = np.zeros(n)
-    for h in humps:  # heights against the recorded book's local noise
+    for h in humps:  # heights against the local noise, as plant's rule
+        i = round(h.centre)
         z = rng.uniform(4.0, 8.0) / np.sqrt(max(1.0, h.half_width / 2))
-        added += z * float(scale[round(h.centre)]) * h.shape(x)
-    clean = smooth + added
-    vol = bg_real + added
-    walls = [w for w in wall_rule(bg_real) if all(abs(w - h.centre) > 3 * h.half_width + 2 for h in humps)]
-    prices = low + size * np.arange(n, dtype=np.float64)
+        added += max(z * float(spread[i] * bg[i]), 0.3 * float(bg[i])) * h.shape(x)
+    clean = bg + added
+    vol = bg * noise + added  # a hump is resting volume added to the levels there
+    for a in starts:  # walls in place, at their recorded size; their neighbours under half of them
+        b = a + 1 if a + 1 in walls else a
+        vol[a : b + 1] = raw[a : b + 1]
+        top = float(raw[a : b + 1].min())
+        for j in (a - 1, b + 1):
+            if 0 <= j < n:
+                vol[j] = min(vol[j], 0.45 * top)
     labels = labels_of(clean, humps)
-    return Labelled("real_books", prices, vol, clean, labels, tuple(walls), _planted(humps))
+    return Labelled(family, prices, vol, clean, labels, tuple(walls), _planted(humps), bg)
+
+
+@functools.cache
+def real_trades() -> tuple[tuple[str, np.ndarray, np.ndarray, float], ...]:
+    """The recorded trades with enough of them for a profile: (name, prices, quantities, tick):
+    hftbacktest BTCUSDT (2024-08-08 and -09, ~10,000 trades each over ~200-280 USD) and the
+    cryptofeed BTCUSDT aggTrades (2021-04-04, 1,227 over 44 USD)."""
+    by: dict[str, list[tuple[float, float]]] = {}
+    for path in (HFT_0808, HFT_0809):
+        with gzip.open(path, "rt") as f:
+            for line in f:
+                if "@trade" in line:
+                    data = json.loads(line.split(" ", 1)[1])["data"]
+                    by.setdefault(f"{path.name}_{data['s']}", []).append((float(data["p"]), float(data["q"])))
+    with CRYPTOFEED.open() as f:
+        for line in f:
+            if "@aggTrade" in line and '"data"' in line:
+                data = json.loads(line.split(": ", 1)[1])["data"]
+                by.setdefault(f"{CRYPTOFEED.name}_{data['s']}", []).append(
+                    (float(data["p"]), float(data["q"]))
+                )
+    out = []
+    for name, rows in sorted(by.items()):
+        a = np.array(rows)
+        distinct = np.unique(a[:, 0])
+        if a.shape[0] < 1000 or distinct.size < 2:
+            continue
+        tick = float(np.min(np.diff(distinct)))
+        out.append((name, a[:, 0], a[:, 1], tick))
+    return tuple(out)
+
+
+def _real_trades(rng: np.random.Generator) -> Labelled:
+    trades = real_trades()
+    _, px, q, tick = trades[int(rng.integers(0, len(trades)))]
+    lo, hi = float(px.min()), float(px.max())
+    span = (hi - lo) * rng.uniform(0.4, 1.0)
+    start = lo + rng.uniform(0.0, hi - lo - span)
+    n = _n(rng)
+    n = max(min(n, int(span / tick)), MIN_BUCKETS)
+    size = span / n
+    idx = np.floor((px - start) / size).astype(np.int64)
+    ok = (idx >= 0) & (idx < n)
+    raw = np.bincount(idx[ok], weights=q[ok], minlength=n).astype(np.float64)
+    return _from_recorded(rng, "real_trades", start + size * np.arange(n, dtype=np.float64), raw)
 
 
 GENERATORS: dict[str, Callable[[np.random.Generator], Labelled]] = {
@@ -648,6 +781,7 @@ GENERATORS: dict[str, Callable[[np.random.Generator], Labelled]] = {
     "bursty": _bursty,
     "walls": _walls,
     "real_books": _real_books,
+    "real_trades": _real_trades,
 }
 FAMILIES = tuple(GENERATORS)
 SEED = 20261207

@@ -3,9 +3,9 @@
 Why held-out families: a detector tuned and scored on one generator learns that generator (issue
 10: F1 0.984 on the project's own generator, 0.635 on an independent benchmark built like real
 books and trade profiles). ``bench.peak_families`` makes labelled profiles in families that differ
-in background, noise, peak shape and distractors (walls, gaps, a dominant POC), one of them cut
-from the recorded books. For each family F, every detector's parameters are tuned on all the
-other families (a grid; the best pooled F1 wins) and scored on F. The held-out figures pool the
+in background, noise, peak shape and distractors (walls, gaps, a dominant POC), two of them cut
+from the recorded books and trades. For each family F, every detector's parameters are tuned on
+all the other families (a grid; the best pooled F1 wins) and scored on F. The held-out figures pool the
 counts of every family scored that way (micro-average): no profile is ever scored by parameters
 that saw its family.
 

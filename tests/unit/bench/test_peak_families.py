@@ -11,7 +11,17 @@ import numpy as np
 import pytest
 from scipy.signal import find_peaks
 
-from bench.peak_families import FAMILIES, Labelled, dataset, tolerance
+from bench.peak_families import (
+    FAMILIES,
+    REAL_BLOCK,
+    REAL_REACH,
+    Labelled,
+    dataset,
+    real_background,
+    real_noise,
+    tolerance,
+    wall_rule,
+)
 from bench.peaks_accuracy import background_relative, match, scipy_raw, scipy_smoothed
 
 COUNT = 12
@@ -89,9 +99,9 @@ def test_walls_are_one_or_two_buckets_standing_alone(family):
                 assert min(abs(a - i), abs(b - i)) > tolerance(hw)
 
 
-def test_walls_family_and_real_books_have_walls():
-    assert sum(len(p.walls) for p in dataset("walls", count=COUNT)) > COUNT
-    assert sum(len(p.walls) for p in dataset("real_books", count=COUNT)) > COUNT
+@pytest.mark.parametrize("name", ["walls", "real_books", "real_trades"])
+def test_families_with_walls_have_walls(name):
+    assert sum(len(p.walls) for p in dataset(name, count=COUNT)) > COUNT
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -172,3 +182,91 @@ def test_scorer_tells_false_positives_on_a_thick_background():
     prof = Labelled("hand", np.arange(40.0), clean.copy(), clean, ((5, 1),), ())
     c = match([5, 25, 35], prof)
     assert (c.tp, c.fp, c.fp_high) == (1, 2, 1)
+
+
+# --- recorded profiles: the recorded shape without its humps, its own noise, its walls by rule ---
+
+RECORDED = ["real_books", "real_trades"]
+
+
+def _humps_of(p: Labelled) -> np.ndarray:
+    assert p.background is not None
+    return p.clean - p.background
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_recorded_background_has_no_hump_of_the_planted_size(name):
+    """No local maximum of the background is as narrow as twice the widest planted hump (width
+    at half its prominence under 4 half widths) unless it is under a third of the smallest
+    planted height (0.1 of the background): the recorded side's own humps are gone."""
+    for p in dataset(name, count=COUNT):
+        bg = p.background
+        assert bg is not None
+        assert (bg > 0).all()
+        widest = max(hw for _, hw in p.planted)
+        idx, props = find_peaks(bg, prominence=0.0, width=0.0, rel_height=0.5)
+        for i, w, prom in zip(idx, props["widths"], props["prominences"], strict=True):
+            assert w >= 4 * widest or prom < 0.1 * bg[i], (p.volumes.size, i, w, prom / bg[i])
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_recorded_noise_free_profile_is_background_plus_planted_humps(name):
+    """Away from every planted hump the noise-free profile is the background; each planted hump
+    adds at least 30 % of the background at its centre (0.74 of that a bucket off its centre:
+    the narrowest triangle half a bucket off)."""
+    for p in dataset(name, count=COUNT):
+        added = _humps_of(p)
+        assert p.background is not None
+        far = np.ones(p.clean.size, dtype=bool)
+        for c, hw in p.planted:
+            far[max(0, round(c) - 8 * hw - 2) : round(c) + 8 * hw + 3] = False
+            top = added[max(0, round(c) - 1) : round(c) + 2].max()  # a bucket's centre is off by <= 0.5
+            assert top >= 0.3 * p.background[round(c)] * 0.74
+        assert (added >= -1e-12 * p.background).all()
+        assert np.all(np.abs(added[far]) <= 1e-6 * p.background[far])
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_recorded_walls_keep_planted_humps_away(name):
+    for p in dataset(name, count=COUNT):
+        for c, hw in p.planted:
+            for w in p.walls:
+                assert abs(w - c) > tolerance(hw) + 4 + 3 * hw
+
+
+def test_wall_rule_finds_single_and_double_spikes_only():
+    rng = np.random.default_rng(1)
+    v = rng.uniform(0.5, 1.5, 300)
+    v[100] = 30.0  # one bucket
+    v[200], v[201] = 25.0, 20.0  # two buckets
+    v[150:157] += 30.0 * np.exp(-0.5 * ((np.arange(150, 157) - 153) / 1.5) ** 2)  # a hump
+    v[50] = 6.0  # under 8x its ring
+    assert wall_rule(v) == [100, 200, 201]
+
+
+def test_real_background_removes_a_recorded_hump_and_ignores_walls():
+    x = np.arange(600, dtype=np.float64)
+    raw = 10.0 + 5 * x / 600
+    raw = raw + 30.0 * np.exp(-0.5 * ((x - 300) / 4.0) ** 2)  # the book's own hump
+    raw[450] = 500.0  # a wall
+    bg = real_background(raw, [450], 40.0)
+    idx, props = find_peaks(bg, prominence=0.0, width=0.0, rel_height=0.5)
+    for i, w, prom in zip(idx, props["widths"], props["prominences"], strict=True):
+        assert w >= 40 or prom < 0.1 * bg[i]
+    assert bg[440:460].max() < 1.05 * (10.0 + 5 * 460 / 600)  # the wall is not smeared in
+
+
+def test_real_noise_is_local_blocks_of_the_ratios_never_from_walls():
+    n = 500
+    ratio = np.arange(n, dtype=np.float64) + 10.0  # each value tells where it came from
+    keep = np.zeros(n, dtype=bool)
+    keep[[100, 300, 301]] = True
+    out = real_noise(np.random.default_rng(3), ratio, keep)
+    sources = np.where(keep, 1.0, ratio)
+    for s in range(0, n, REAL_BLOCK):
+        block = out[s : s + REAL_BLOCK]
+        starts = [u for u in range(n - block.size + 1) if np.array_equal(sources[u : u + block.size], block)]
+        assert starts, s
+        assert any(abs(u - s) <= REAL_REACH for u in starts)
+    assert not np.isin(ratio[keep], out).any()
+    assert sorted(set(np.round(out - 10).astype(int).tolist()) - {-9}) != list(range(n))  # resampled
