@@ -77,6 +77,19 @@ def test_a_maximum_inside_a_stronger_humps_zone_is_that_hump():
     assert peak.low_index <= 107 <= peak.high_index
 
 
+def test_noise_that_grows_with_the_level_is_judged_by_the_level():
+    # a thin floor then a thick shelf (100x), noise proportional to the volume: the blocks near the
+    # step pool the thin side's small noise with the thick side's, and without scaling the noise
+    # with the level the thick side's noise maxima there pass for peaks (21 in these 20 profiles)
+    n = 800
+    x = np.arange(n)
+    found = 0
+    for seed in range(20):
+        vol = np.where(x < 400, 20.0, 2000.0) * np.random.default_rng(seed).lognormal(-0.08, 0.4, n)
+        found += len(find_wave_peaks(x.astype(float), vol).peaks)
+    assert found <= 10
+
+
 def test_the_docstring_example():
     prices = 100.0 + 0.5 * np.arange(60)
     volumes = np.full(60, 10.0)

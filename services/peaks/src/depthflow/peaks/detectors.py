@@ -22,11 +22,13 @@ background):
    both its neighbours and over the median of each side's ring of buckets, with each neighbour
    within ``wall_shoulder`` of its height above that side's background; its buckets are then
    set to their neighbours' level, so the wave search cannot see it;
-4. waves (:func:`_waves`): local maxima of the lightly smoothed, wall-free profile whose
+4. waves (:func:`_waves`): local maxima of the smoothed, wall-free profile whose
    prominence (SciPy's definition within ``window`` buckets: the local background) is at least
-   ``prominence_z`` local-noise units, whose zone holds a bucket of at least
-   ``min_relative_volume`` x the mean non-empty bucket, and one per hump: a maximum inside the
-   half-prominence zone of a more prominent one is the same hump.
+   ``prominence_z`` local-noise units (the scale times ``(y / local mean y) ** level_noise``
+   where the profile stands above its neighbourhood's mean: in square-root units Poisson noise is
+   flat and multiplicative noise grows with ``y``, and 0.5 sits between them), whose zone holds
+   a bucket of at least ``min_relative_volume`` x the mean non-empty bucket, and one per hump:
+   a maximum inside the half-prominence zone of a more prominent one is the same hump.
 
 Every threshold is relative: noise units are the profile's own, the volume floor is a multiple of
 its own mean, so multiplying every volume by a constant finds the same peaks and walls with the
@@ -422,9 +424,12 @@ def _candidates(ys: np.ndarray, sigb: np.ndarray, z: float, half: int) -> np.nda
 
 
 @kernel
-def _waves(ys, sigb, v, z, half, floor):
+def _waves(ys, sigb, v, z, half, floor, lev, gamma):
     """Wave peaks of the smoothed, wall-free ``ys``: (index, low, high, score) arrays, one per
-    hump (a maximum inside the half-prominence zone of a more prominent one is dropped)."""
+    hump (a maximum inside the half-prominence zone of a more prominent one is dropped). A
+    candidate's noise scale is its block's times ``max(1, ys / lev) ** gamma`` (``lev``: the
+    pooled mean level per block), never less than the block's, so :func:`_candidates`' bound
+    holds."""
     n = ys.size
     cand = _candidates(ys, sigb, z, half)
     m = cand.size
@@ -436,6 +441,8 @@ def _waves(ys, sigb, v, z, half, floor):
     for t in range(m):
         i = cand[t]
         sig = sigb[i // BLOCK]
+        if gamma > 0.0 and lev[i // BLOCK] > 0.0:
+            sig *= max(1.0, ys[i] / lev[i // BLOCK]) ** gamma
         prom = prominence(ys, i, half)
         if prom < z * sig or not (prom > 0.0 and sig > 0.0):  # sig 0: a flat profile's rounding
             continue
@@ -496,7 +503,19 @@ def detect_arrays(v, kp):
     ys = smooth_gaussian(clean, kp.smooth)
     half = max(int(kp.window) // 2, 1)
     pz = kp.prominence_z
-    idx, lo, hi, sc = _waves(ys, sigb, vc, pz, half, floor)
+    nb = sigb.size  # the mean level of ys per block, pooled like the noise
+    bs = np.zeros(nb, dtype=np.float64)
+    bc = np.zeros(nb, dtype=np.float64)
+    for b in range(nb):
+        seg = ys[b * BLOCK : min((b + 1) * BLOCK, n)]
+        level = 0.0
+        for u in range(seg.size):
+            level += seg[u]
+        bs[b] = level
+        bc[b] = seg.size
+    ls, lc = _pooled(bs, bc, max(round(kp.noise_window / (2.0 * BLOCK)), 1))
+    lev = ls / lc
+    idx, lo, hi, sc = _waves(ys, sigb, vc, pz, half, floor, lev, kp.level_noise)
     pconf = np.empty(idx.size, dtype=np.float64)
     for t in range(idx.size):
         pconf[t] = min(1.0, sc[t] / (2.0 * pz)) if pz > 0.0 else 1.0

@@ -35,7 +35,8 @@ class PeakParams:
     smooth: float = 3.0  # waves: gaussian sigma (buckets) applied to sqrt(volume) first
     prominence_z: float = 1.5  # waves: minimum prominence in local-noise units
     window: int = 81  # waves: prominence window (buckets), like find_peaks(wlen=...): the local background
-    noise_window: int = 96  # buckets pooled into the local noise scale around a bucket
+    level_noise: float = 0.5  # waves: noise x (level / local mean level)^this above the mean
+    noise_window: int = 192  # buckets pooled into the local noise scale around a bucket
     wall_z: float = 4.0  # walls: height over both neighbours and the background (local-noise units)
     wall_shoulder: float = 0.35  # walls: a neighbour's height over the background, at most this x the wall's
     min_relative_volume: float = 0.5  # a peak's or wall's top bucket vs the profile's mean non-empty bucket
