@@ -366,26 +366,31 @@ def _walls(y, noise, wall_z, shoulder, floor, v):
 
 
 @kernel(fastmath=FAST)
-def _candidates(ys: np.ndarray, sigb: np.ndarray, z: float, half: int) -> np.ndarray:
+def _candidates(ys: np.ndarray, sigb: np.ndarray, z: float, half: int) -> tuple[np.ndarray, np.ndarray]:
     """Local maxima of ``ys`` that rise ``z`` noise units (their block's) over a lower bound of
     their window's minimum: the only ones whose prominence can reach the threshold.
 
     The bound is the minimum of the block minima over every block the window touches (a
     superset of the window, so never above its minimum): two short passes instead of a sliding
-    minimum. Plateaus count once, at their middle; the two ends never count."""
+    minimum. Plateaus count once, at their middle; the two ends never count. Also returns the sum
+    of ``ys`` per block (the same pass), for the local mean level."""
     n = ys.size
     nb = sigb.size
     words = (n + 7) // 8
     mask = np.zeros(words * 8, dtype=np.uint8)
+    bsum = np.zeros(nb, dtype=np.float64)
     if n < 3:
-        return np.empty(0, dtype=np.int64)
+        return np.empty(0, dtype=np.int64), bsum
     bmin = np.empty(nb, dtype=np.float64)
     for b in range(nb):
         seg = ys[min(b * BLOCK, n) : min((b + 1) * BLOCK, n)]
         m = np.inf
+        level = 0.0
         for t in range(seg.size):
             m = min(m, seg[t])
+            level += seg[t]
         bmin[b] = m
+        bsum[b] = level
     reach = half // BLOCK + 1
     for b in range(nb):
         fl = np.inf
@@ -420,18 +425,23 @@ def _candidates(ys: np.ndarray, sigb: np.ndarray, z: float, half: int) -> np.nda
                 continue  # a shelf on the way up, or a plateau running into the edge: no peak
             out[k] = (i + j) // 2
             k += 1
-    return out[:k]
+    return out[:k], bsum
 
 
 @kernel
-def _waves(ys, sigb, v, z, half, floor, lev, gamma):
+def _waves(ys, sigb, v, z, half, floor, gamma, reach):
     """Wave peaks of the smoothed, wall-free ``ys``: (index, low, high, score) arrays, one per
     hump (a maximum inside the half-prominence zone of a more prominent one is dropped). A
-    candidate's noise scale is its block's times ``max(1, ys / lev) ** gamma`` (``lev``: the
-    pooled mean level per block), never less than the block's, so :func:`_candidates`' bound
-    holds."""
+    candidate's noise scale is its block's times ``max(1, ys / lev) ** gamma`` (``lev``: the mean
+    level of ``ys`` over ``reach`` blocks each side), never less than the block's, so
+    :func:`_candidates`' bound holds."""
     n = ys.size
-    cand = _candidates(ys, sigb, z, half)
+    cand, bsum = _candidates(ys, sigb, z, half)
+    bcount = np.empty(bsum.size, dtype=np.float64)
+    for b in range(bsum.size):
+        bcount[b] = min((b + 1) * BLOCK, n) - min(b * BLOCK, n)
+    ls, lc = _pooled(bsum, bcount, reach)
+    lev = ls / np.maximum(lc, 1.0)
     m = cand.size
     idx = np.empty(m, dtype=np.int64)
     lo = np.empty(m, dtype=np.int64)
@@ -493,7 +503,8 @@ def detect_arrays(v, kp):
         return (none_i, none_i, none_i, none_f, none_f), (none_i, none_i, none_i, none_f, none_f)
     y = np.sqrt(v)
     floor = kp.min_relative_volume * nonzero_mean(v)
-    noise = _block_noise(y, max(round(kp.noise_window / (2.0 * BLOCK)), 1))
+    reach = max(round(kp.noise_window / (2.0 * BLOCK)), 1)  # blocks pooled each side
+    noise = _block_noise(y, reach)
     sigb = noise[0]
     wall_z = kp.wall_z
     ws, we, wsc, clean, vc = _walls(y, noise, wall_z, kp.wall_shoulder, floor, v)
@@ -503,19 +514,7 @@ def detect_arrays(v, kp):
     ys = smooth_gaussian(clean, kp.smooth)
     half = max(int(kp.window) // 2, 1)
     pz = kp.prominence_z
-    nb = sigb.size  # the mean level of ys per block, pooled like the noise
-    bs = np.zeros(nb, dtype=np.float64)
-    bc = np.zeros(nb, dtype=np.float64)
-    for b in range(nb):
-        seg = ys[b * BLOCK : min((b + 1) * BLOCK, n)]
-        level = 0.0
-        for u in range(seg.size):
-            level += seg[u]
-        bs[b] = level
-        bc[b] = seg.size
-    ls, lc = _pooled(bs, bc, max(round(kp.noise_window / (2.0 * BLOCK)), 1))
-    lev = ls / lc
-    idx, lo, hi, sc = _waves(ys, sigb, vc, pz, half, floor, lev, kp.level_noise)
+    idx, lo, hi, sc = _waves(ys, sigb, vc, pz, half, floor, kp.level_noise, reach)
     pconf = np.empty(idx.size, dtype=np.float64)
     for t in range(idx.size):
         pconf[t] = min(1.0, sc[t] / (2.0 * pz)) if pz > 0.0 else 1.0

@@ -89,10 +89,11 @@ def smooth_gaussian(y: np.ndarray, sigma: float) -> np.ndarray:
                 hi = y[r + t : r + t + m]
                 for i in range(m):
                     o[i] += kt * (lo[i] + hi[i])
-    for e in range(min(2 * r, n)):  # the edges, with the end values repeated outwards
-        i = e if e < r else n - 2 * r + e
-        if i < 0 or (r <= i < n - r):
-            continue
+    # the edges, with the end values repeated outwards: every index outside the interior done
+    # above (all of them when the profile is shorter than two radii: once, some stayed unwritten)
+    head = min(r, n)
+    for e in range(head + n - max(n - r, head)):
+        i = e if e < head else max(n - r, head) + e - head
         acc = k[0] * y[i]
         for t in range(1, r + 1):
             acc += k[t] * (y[max(i - t, 0)] + y[min(i + t, n - 1)])
