@@ -8,6 +8,14 @@ A service registers handlers; a handler turns one decoded input into zero or mor
 ``Nats-Msg-Id = <service>:<input stream>:<input seq>:<n>``, and acks the input only after
 JetStream acknowledged every output, so a crash at any point loses nothing and doubles nothing.
 
+Canary lanes (ARCHITECTURE §5, :mod:`depthflow.common.routing`): a service with inputs loads its
+route from the ``routes`` KV bucket before restoring state and follows it with a watch; each
+delivered message that passes admission goes to the handler only if
+``owner(symbol, stream seq, history)`` is this lane (``RuntimeConfig.lane``), else it is acked and
+counted as ``skipped``. While the watch is broken, or the route unreadable or deleted, nothing is
+fetched. A symbol's checkpointed state moves with it at the fence (hand-off keys in the checkpoint
+store). With no route, ``stable`` owns every message: the behaviour before lanes, unchanged.
+
 Outages of NATS or the checkpoint store are waited out, not fatal (a crashed service is a gap in
 the pipeline until something restarts it): fetches and publishes wait for the reconnect, a
 checkpoint that cannot be saved is saved at the next interval. Start-up, by contrast, is bounded
@@ -42,6 +50,8 @@ from depthflow.common.codec import Decoder, InvalidMessage
 from depthflow.common.config import RuntimeConfig
 from depthflow.common.devstack import REDIS_URL_ENV
 from depthflow.common.redact import mask_url
+from depthflow.common.routing import STABLE, RouteStore, acquired, losses, owner
+from depthflow.common.routing import Route as LaneRoute
 from depthflow.common.subjects import Subjects, subject_matches
 from depthflow.common.telemetry import Metrics, extract_trace, setup_logging, setup_tracing
 
@@ -53,6 +63,9 @@ log = logging.getLogger("depthflow.runtime")
 #: again to the next run, whose outputs carry the same ids and are dropped as duplicates.
 DRAIN_TIMEOUT_S = 10.0
 _STORE_ERRORS = (redis.exceptions.RedisError, OSError)
+#: What breaks a route watch (the bus away, an unreadable value): not consuming until it is back.
+_ROUTE_ERRORS: tuple[type[BaseException], ...] = (ValueError, *FETCH_ERRORS)
+_WAIT_ERRORS: tuple[type[BaseException], ...] = (*_STORE_ERRORS, *FETCH_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -108,6 +121,11 @@ class StreamInput:
     decoder: Decoder[Any] | None = None
     checkpointing: _Checkpointing | None = None
     last_seq: int = 0  # the last stream sequence fully handled (published and acked)
+    # canary lanes: symbol -> fence of the transfer whose state this lane holds (0: from the
+    # start); the transfers away from this lane, and the last one handed over
+    adopted: dict[str, int] = field(default_factory=dict)
+    losses: list[tuple[int, str]] = field(default_factory=list)
+    handed: int = 0
 
     @property
     def filters(self) -> list[str]:
@@ -118,6 +136,22 @@ class StreamInput:
             if isinstance(msg, r.type_) and subject_matches(r.pattern, subject):
                 return r
         raise InvalidMessage(f"{type(msg).__name__} is not accepted on subject {subject!r}")
+
+
+class _Abandoned(Exception):
+    """A draining service gave up waiting for a symbol's state: the message stays unacked."""
+
+
+class HandOffFailed(RuntimeError):
+    """A symbol's state handed over by another lane cannot be taken: the service stops.
+
+    Why not retry or dead-letter the message: the message is fine; the lane would process the
+    symbol on a wrong state. A canary whose state format differs from stable's lands here.
+    """
+
+
+class _HandOff(msgspec.Struct, frozen=True):
+    state: bytes | None  # None: the lane it left held no state for the symbol
 
 
 class ServiceFailed(RuntimeError):
@@ -144,6 +178,12 @@ class Service:
         self._ready_checks: list[Callable[[], bool]] = []
         self._symbols = frozenset(cfg.symbols)
         self._http_port = 0
+        # canary lanes (routing.py): the route in force, per input stream; set = it is current
+        self._routes: RouteStore | None = None
+        self._route_rev = 0
+        self._histories: dict[str, tuple[tuple[int, Any], ...]] = {}
+        self._route_live = asyncio.Event()
+        self.replica = "0"  # one replica per lane until replicas come (issue 11, later slice)
         setup_logging(name, cfg.log_level)
 
     @property
@@ -234,12 +274,18 @@ class Service:
             ]
             assert self.bus is not None
             workers = consumers + [asyncio.create_task(t(self.bus), name="task") for t in self._tasks]
+            follower = (asyncio.create_task(self._follow_route(), name="route")
+                        if self._routes is not None else None)
+            if follower is not None:
+                workers.append(follower)
             self._ready = True
             self.metrics.ready.labels(self.cfg.lane).set(1)
             log.info("ready", extra={"port": self._http_port, "inputs": len(inputs)})
             await asyncio.wait([stop_wait, *workers], return_when=asyncio.FIRST_COMPLETED)
             failed = [w for w in workers if w.done() and w.exception() is not None]
             self._stopping.set()
+            if follower is not None:
+                follower.cancel()  # watching the route needs no drain
             self._ready = False
             self.metrics.ready.labels(self.cfg.lane).set(0)
             log.info("draining")
@@ -275,6 +321,10 @@ class Service:
         for fn in self._on_start:
             await fn(self.bus)
         inputs = list(self._inputs.values())
+        if inputs:  # before restoring: a restore re-applies only what this lane owns
+            self._routes = await RouteStore.open(self.bus, self.name)
+            route, rev = await self._routes.read()
+            self._apply_route(route, rev)
         if any(i.checkpointing for i in inputs):
             store = self._checkpoints = CheckpointStore.connect(
                 self.cfg.redis_url, self.cfg.prefix, self.durable
@@ -336,15 +386,36 @@ class Service:
         else:
             cfg.filter_subjects = inp.filters
         try:
-            await js.consumer_info(stream, self.durable)
+            info = await js.consumer_info(stream, self.durable)
+            if info.config.pause_until:  # a switch is on: a restart must not resume the lane
+                cfg.pause_until = info.config.pause_until
+            if self.cfg.lane != STABLE:  # where a lane starts is fixed at its creation
+                cfg.deliver_policy = info.config.deliver_policy
+                cfg.opt_start_seq = info.config.opt_start_seq
             await js.add_consumer(stream, cfg)  # same config: no-op; changed filters: update
         except NotFoundError:
+            if self.cfg.lane != STABLE:
+                # Another lane reads from where the route first gives it a symbol; given none, from
+                # now on (a switch fences past its cursor). Its filter is the stable lane's, never
+                # empty: an empty filter would mean every subject of the stream.
+                owned = [f for f, lanes in self._histories.get(inp.stream, ())
+                         if self.cfg.lane in lanes.values()]
+                if owned:
+                    cfg.deliver_policy, cfg.opt_start_seq = DeliverPolicy.BY_START_SEQUENCE, min(owned) + 1
+                else:
+                    cfg.deliver_policy = DeliverPolicy.NEW
             await js.add_consumer(stream, cfg)
         return await js.pull_subscribe_bind(durable=self.durable, stream=stream)
 
     async def _consume_loop(self, inp: StreamInput, sub: Any) -> None:
         assert self.bus is not None
         while not self._stopping.is_set():
+            if not self._route_live.is_set():
+                # no current route (watch lost, unreadable value): guessing an owner could
+                # handle a message twice or never, so fetch nothing until the watch is back
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._route_live.wait(), 0.5)
+                continue
             try:
                 msgs = await sub.fetch(self.cfg.fetch_batch, timeout=0.5)
             except (nats.errors.TimeoutError, TimeoutError):
@@ -369,7 +440,12 @@ class Service:
         lane = self.cfg.lane
         started = time.perf_counter()
         kind = inp.stream.lower()
+        skipped = False
         ctx = extract_trace(m.headers)
+        try:
+            await self._hand_over(inp, seq)  # every message before seq is done here
+        except _Abandoned:
+            return
         with self.tracer.start_as_current_span(
             f"{self.name} {m.subject}", context=ctx, kind=trace.SpanKind.CONSUMER
         ) as span:
@@ -386,12 +462,20 @@ class Service:
                     )
                 if route.admit and (why := self.admission_error(msg)) is not None:
                     raise InvalidMessage(why)
-                outputs = await route.handler(msg, delivery)
-                for n, out in enumerate(outputs):
-                    await self.publish(out, msg_id=f"{self.name}:{stream}:{seq}:{n}")
+                if self.owner_of(inp.stream, symbol, seq) != lane:
+                    skipped = True  # the other lane's: ack it so both cursors move on
+                else:
+                    await self._adopt(inp, symbol, seq)
+                    outputs = await route.handler(msg, delivery)
+                    for n, out in enumerate(outputs):
+                        await self.publish(out, msg_id=f"{self.name}:{stream}:{seq}:{n}")
             except InvalidMessage as exc:
                 await self._dead_letter(kind, m, exc.reason, symbol)
                 return
+            except _Abandoned:
+                return  # not acked: it comes again to the next run
+            except HandOffFailed:
+                raise  # crash-only: never handle a symbol on a state it could not take over
             except Exception as exc:
                 if meta.num_delivered >= self.cfg.max_deliver:
                     reason = f"handler failed {meta.num_delivered} times: {exc!r}"
@@ -406,6 +490,9 @@ class Service:
             await self._ack(m)
         inp.last_seq = seq
         await self._save_checkpoint(inp)
+        if skipped:
+            self.metrics.messages.labels(kind, self.metrics.symbol(symbol), lane, "skipped").inc()
+            return
         self.metrics.messages.labels(kind, self.metrics.symbol(symbol), lane, "ok").inc()
         self.metrics.handle_seconds.labels(kind, lane).observe(time.perf_counter() - started)
 
@@ -426,6 +513,138 @@ class Service:
         await self.bus.publish(out.subject, out.message, msg_id=msg_id)
         self._observe_output(out)
 
+    # --- routes (canary lanes, see routing.py) --------------------------------------------------
+
+    def owner_of(self, stream: str, symbol: str, seq: int) -> str:
+        """Return the lane owning ``symbol``'s message ``seq`` of input ``stream`` (``MD``...)."""
+        return owner(symbol, seq, self._histories.get(stream, ()))
+
+    def _apply_route(self, route: LaneRoute | None, revision: int) -> None:
+        if route is not None and route.service != self.name:
+            raise ValueError(f"the route of {self.name} names service {route.service!r}")
+        self._histories = {s: route.for_stream(s) for s in self._inputs} if route else {}
+        for name, inp in self._inputs.items():
+            inp.losses = losses(self.cfg.lane, self._histories.get(name, ()))
+        self._route_rev = revision
+
+    async def _follow_route(self) -> None:
+        """Apply every change of this service's route; consume only while the watch is live.
+
+        Each applied revision is confirmed under ``<service>.<lane>.<replica>``, which a switch
+        waits for before resuming the lanes. While the watch is broken or the route unreadable,
+        :attr:`_route_live` is clear and the consumers fetch nothing.
+        """
+        assert self._routes is not None
+        assert self.bus is not None
+        while True:
+            try:
+                async for route, rev in self._routes.watch():
+                    if route is None and rev:
+                        # a deleted route would hand every symbol to stable with no fence
+                        raise ValueError("the route was deleted; write one to resume")
+                    self._apply_route(route, rev)
+                    self._route_live.set()
+                    if rev:
+                        await self._routes.confirm(self.cfg.lane, self.replica, rev)
+                    log.info("route applied", extra={"revision": rev, "lane": self.cfg.lane})
+            except _ROUTE_ERRORS as exc:
+                self._route_live.clear()
+                log.warning("route watch lost; not consuming until it is back",
+                            extra={"error": repr(exc)})
+                await asyncio.sleep(0.5)
+                await self.bus.wait_connected()
+
+    # State moves with its symbol. At a transfer fence G the lane losing a symbol writes the
+    # symbol's state as of G (before it acks anything past G) to a hand-off key; the lane gaining
+    # it waits for that key before handling the symbol's first message past G. Lanes read the
+    # stream in order, so the chain of waits always ends, and the symbol's outputs keep its order.
+    # An input without checkpoints hands over order only: the gaining lane waits until the
+    # losing lane's durable acked everything up to G.
+
+    def _handoff_key(self, stream: str, symbol: str, fence: int) -> str:
+        return f"{self.cfg.prefix or 'depthflow'}:handoff:{self.name}:{stream}:{symbol}:{fence}"
+
+    def _state_current(self, inp: StreamInput, symbol: str, seq: int) -> bool:
+        # whether the state held for symbol includes every message of it up to seq
+        if self.owner_of(inp.stream, symbol, seq) != self.cfg.lane:
+            return True  # frozen since it left (or never here): restored as not current
+        got = acquired(symbol, seq, self._histories.get(inp.stream, ()))
+        return inp.adopted.get(symbol, 0) == (got[0] if got else 0)
+
+    async def _adopt(self, inp: StreamInput, symbol: str, seq: int) -> None:
+        """Take over ``symbol``'s state from the lane it came from, if not held yet."""
+        got = acquired(symbol, seq, self._histories.get(inp.stream, ()))
+        fence = got[0] if got else 0
+        if got is None or inp.adopted.get(symbol, 0) == fence:
+            return
+        ck, store = inp.checkpointing, self._checkpoints
+        if ck is not None and store is not None:
+            key = self._handoff_key(inp.stream, symbol, fence)
+            raw = await self._wait_for(f"{symbol}'s state from lane {got[1]} at {fence}",
+                                       lambda: store.r.get(key))
+            try:
+                state = msgspec.msgpack.decode(raw, type=_HandOff).state
+                if state is not None:
+                    ck.target.load_state(symbol, state)
+            except Exception as exc:
+                raise HandOffFailed(f"{symbol}'s state from lane {got[1]} at {fence}: {exc!r}") from exc
+            if state is None and symbol in ck.target.checkpoint_symbols():
+                log.warning("no state handed over, but some held from before; kept",
+                            extra={"symbol": symbol, "fence": fence})
+        else:
+            assert self.bus is not None
+            js = self.bus.js
+            stream, durable = self.bus.subjects.stream(inp.stream), f"{self.name}-{got[1]}"
+
+            async def floor() -> int | None:
+                info = await js.consumer_info(stream, durable)
+                done = info.ack_floor.stream_seq if info.ack_floor else 0
+                return done if (done or 0) >= fence else None
+
+            await self._wait_for(f"lane {got[1]} to pass {fence}", floor)
+        inp.adopted[symbol] = fence
+        log.info("symbol taken over", extra={"symbol": symbol, "fence": fence, "from": got[1]})
+
+    async def _hand_over(self, inp: StreamInput, seq: int) -> None:
+        """Write the state of every symbol that left this lane at a fence below ``seq``."""
+        ck, store = inp.checkpointing, self._checkpoints
+        due = [(f, sym) for f, sym in inp.losses if inp.handed < f < seq]
+        if not due or ck is None or store is None:
+            if due:
+                inp.handed = due[-1][0]
+            return
+        for fence, symbol in due:
+            await self._adopt(inp, symbol, fence)  # this lane's own copy must be current first
+            held = symbol in ck.target.checkpoint_symbols()
+            blob = msgspec.msgpack.encode(_HandOff(ck.target.dump_state(symbol) if held else None))
+            key = self._handoff_key(inp.stream, symbol, fence)
+
+            async def put(key: str = key, blob: bytes = blob) -> bool:
+                await store.r.set(key, blob, nx=True)  # the first copy stays (a redelivery's too)
+                return True
+
+            await self._wait_for(f"hand-off of {symbol} at {fence} to be written", put)
+            inp.handed = fence
+            log.info("symbol handed over", extra={"symbol": symbol, "fence": fence})
+
+    async def _wait_for(self, what: str, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        # poll until attempt() gives a value (store and bus errors waited out); give up draining
+        said = False
+        while True:
+            error = None
+            try:
+                got = await attempt()
+                if got is not None:
+                    return got
+            except _WAIT_ERRORS as exc:
+                error = repr(exc)
+            if not said:
+                log.info("waiting", extra={"for": what, "error": error})
+                said = True
+            if self._stopping.is_set():
+                raise _Abandoned(what)
+            await asyncio.sleep(0.05)
+
     # --- checkpoints ---------------------------------------------------------------------------
 
     async def _save_checkpoint(self, inp: StreamInput, force: bool = False) -> None:
@@ -436,7 +655,8 @@ class Service:
         now = time.monotonic()
         if not force and now - ck.last_save < ck.interval_s:
             return
-        states = {s: ck.target.dump_state(s) for s in ck.target.checkpoint_symbols()}
+        states = {s: ck.target.dump_state(s) for s in ck.target.checkpoint_symbols()
+                  if self._state_current(inp, s, inp.last_seq)}
         ck.last_save = now  # a failed save is tried again after another interval, not each message
         try:
             await self._checkpoints.save(inp.stream, inp.last_seq, states)
@@ -460,6 +680,13 @@ class Service:
                             extra={"stream": inp.stream, "symbol": symbol, "reason": str(e)})
                 continue
             ck.restored[symbol] = seq
+            # the state saved at seq is the lane's own only where the lane owned the symbol then
+            # (saves leave out a symbol owned but not yet taken over, see _state_current)
+            if self.owner_of(inp.stream, symbol, seq) == self.cfg.lane:
+                got = acquired(symbol, seq, self._histories.get(inp.stream, ()))
+                inp.adopted[symbol] = got[0] if got else 0
+            else:
+                inp.adopted[symbol] = -1  # kept from before a transfer away: never current
         stream = self.bus.subjects.stream(inp.stream)
         try:
             info = await self.bus.js.consumer_info(stream, self.durable)
@@ -474,18 +701,20 @@ class Service:
             except NotFoundError:
                 continue
             symbol = Subjects.symbol_of(raw.subject or "")
-            if seq <= ck.restored.get(symbol, 0):
+            if seq <= ck.restored.get(symbol, 0) or self.owner_of(inp.stream, symbol, seq) != self.cfg.lane:
                 continue
             try:
                 msg = inp.decoder.decode(raw.data or b"") if inp.decoder else None
                 route = inp.route_for(msg, raw.subject or "")
                 if route.admit and self.admission_error(msg) is not None:
                     continue
+                await self._adopt(inp, symbol, seq)
                 await route.handler(msg, Delivery(raw.subject or "", stream, seq, 1))
             except InvalidMessage:
                 continue  # it went to the dead-letter subject the first time (a handler's refusal too)
             replayed += 1
         inp.last_seq = floor
+        inp.handed = max(inp.handed, floor)  # handed over before anything past them was acked
         log.info("state restored", extra={"stream": stream, "symbols": len(saved), "replayed": replayed,
                                            "checkpoint_seq": start - 1, "ack_floor": floor})
 
