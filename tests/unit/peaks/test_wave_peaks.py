@@ -101,6 +101,18 @@ def test_the_docstring_example():
     assert (found.peaks[0].low, found.peaks[0].high) == (109.5, 113.0)  # buckets 19-25
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_a_lone_level_under_the_wall_rule_is_neither_wall_nor_wave(seed):
+    rng = np.random.default_rng(seed)
+    vol = rng.poisson(100.0, 300).astype(float)
+    vol[150] = 1600.0  # 16x its neighbours, ~60 noise units over them: a wall only below wall_z 60
+    px = 10_000.0 + 0.5 * np.arange(300.0)
+    found = find_wave_peaks(px, vol, wall_z=100.0)
+    assert (len(found.peaks), len(found.walls)) == (0, 0)
+    kept = find_wave_peaks(px, vol, wall_z=100.0, spike_ratio=0.0)  # without the spike test it is a wave
+    assert [p.index for p in kept.peaks] == [150]
+
+
 def test_a_two_bucket_wall_is_one_wall():
     vol = np.full(100, 10.0) + np.sin(np.arange(100))
     vol[50:52] = [200.0, 180.0]

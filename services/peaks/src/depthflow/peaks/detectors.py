@@ -22,7 +22,10 @@ background):
    both its neighbours and over the median of each side's ring of buckets, with each neighbour
    within ``wall_shoulder`` of its height above that side's background; its buckets are then
    set to their neighbours' level, so the wave search cannot see it;
-4. waves (:func:`_waves`): local maxima of the smoothed, wall-free profile whose
+4. lone levels under the wall rule (:func:`_spikes`: ``spike_ratio`` x each neighbour's volume,
+   ``wall_z / 2`` noise units over both) are set to their neighbours' level too: neither a wall
+   nor a wave;
+5. waves (:func:`_waves`): local maxima of the smoothed, wall-free profile whose
    prominence (SciPy's definition within ``window`` buckets: the local background) is at least
    ``prominence_z`` local-noise units (the scale times ``(y / local mean y) ** level_noise``
    where the profile stands above its neighbourhood's mean: in square-root units Poisson noise is
@@ -366,6 +369,55 @@ def _walls(y, noise, wall_z, shoulder, floor, v):
 
 
 @kernel(fastmath=FAST)
+def _spikes(clean, vc, sigb, ratio, z, ws, we):
+    """Single levels of the wall-free profile holding at least ``ratio`` x the volume of each
+    neighbour and standing ``z`` local-noise units over both (in square-root units), set in place
+    to their neighbours' mean, left to right: a lone big order too small for a wall is neither a
+    wall nor a wave (left in, it would be read as a one-bucket hump). Both tests: on a sparse book
+    every level stands alone over empty neighbours, but there the noise scale is the levels' own.
+
+    A branch-free pass over the profile as it comes, then the rare hits: setting a level lower
+    can only make its right neighbour a spike, so each hit is followed rightwards while the test
+    holds (the same result as one left-to-right pass). A wall's buckets and their neighbours
+    (``ws``, ``we``: first and last buckets) are left as they are."""
+    n = clean.size
+    mask = np.zeros(max(n, 1), dtype=np.uint8)
+    r = math.sqrt(ratio)
+    for b in range(sigb.size):
+        lo = max(b * BLOCK, 1)
+        hi = min((b + 1) * BLOCK, n - 1)
+        if hi <= lo:
+            continue
+        cut = z * sigb[b]
+        m = hi - lo
+        left = clean[lo - 1 : lo - 1 + m]
+        here = clean[lo : lo + m]
+        right = clean[lo + 1 : lo + 1 + m]
+        mk = mask[lo : lo + m]
+        for t in range(m):
+            side = max(left[t], right[t])
+            h = here[t]
+            mk[t] = (h > 0.0) & (h >= r * side) & (h - side >= cut)
+    for t in range(ws.size):  # a wall's neighbours stay: its fill, their mean, is then no maximum
+        mask[max(ws[t] - 1, 0) : min(we[t] + 2, n)] = 2
+    done = 0  # buckets before this one are settled
+    for i in np.flatnonzero(mask == 1):
+        if i < done:
+            continue
+        j = int(i)
+        while j < n - 1 and mask[j] != 2:
+            side = max(clean[j - 1], clean[j + 1])
+            h = clean[j]
+            if not (h > 0.0 and h >= r * side and h - side >= z * sigb[j // BLOCK]):
+                break
+            fill = 0.5 * (clean[j - 1] + clean[j + 1])
+            clean[j] = fill
+            vc[j] = fill * fill
+            j += 1
+        done = j
+
+
+@kernel(fastmath=FAST)
 def _candidates(ys: np.ndarray, sigb: np.ndarray, z: float, half: int) -> tuple[np.ndarray, np.ndarray]:
     """Local maxima of ``ys`` that rise ``z`` noise units (their block's) over a lower bound of
     their window's minimum: the only ones whose prominence can reach the threshold.
@@ -511,6 +563,8 @@ def detect_arrays(v, kp):
     wconf = np.empty(ws.size, dtype=np.float64)
     for t in range(ws.size):
         wconf[t] = min(1.0, wsc[t] / (2.0 * wall_z)) if wall_z > 0.0 else 1.0
+    if kp.spike_ratio > 0.0:
+        _spikes(clean, vc, sigb, kp.spike_ratio, 0.5 * wall_z, ws, we)
     ys = smooth_gaussian(clean, kp.smooth)
     half = max(int(kp.window) // 2, 1)
     pz = kp.prominence_z

@@ -39,6 +39,7 @@ class PeakParams:
     noise_window: int = 192  # buckets pooled into the local noise scale around a bucket
     wall_z: float = 4.0  # walls: height over both neighbours and the background (local-noise units)
     wall_shoulder: float = 0.35  # walls: a neighbour's height over the background, at most this x the wall's
+    spike_ratio: float = 3.0  # waves: a lone level this x each neighbour's volume, wall_z/2 over them: out
     min_relative_volume: float = 0.5  # a peak's or wall's top bucket vs the profile's mean non-empty bucket
     value_area_fraction: float = 0.70
     value_area_step: float = 3.2e-5  # fraction of the price added per step (>= one row)
