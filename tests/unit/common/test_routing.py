@@ -140,3 +140,15 @@ def test_losses_with_any_history_are_the_transfers_away_from_the_lane(history) -
     for lane in LANES:
         want = sorted((f, s) for s in SYMBOLS for f, frm, _ in transfers(s, history) if frm == lane)
         assert losses(lane, history) == want
+
+
+def test_runtime_config_takes_the_replica_id_from_the_environment_like_the_lane() -> None:
+    from depthflow.common.config import RuntimeConfig, load_config
+
+    class Cfg(msgspec.Struct, kw_only=True):
+        runtime: RuntimeConfig = RuntimeConfig()
+
+    env = {"DEPTHFLOW_NATS_URL": "nats://127.0.0.1:1", "DEPTHFLOW_LANE": CANARY}
+    assert load_config(Cfg, "aggregator", env).runtime.replica == "0"
+    cfg = load_config(Cfg, "aggregator", {**env, "DEPTHFLOW_REPLICA": "r-2"}).runtime
+    assert (cfg.lane, cfg.replica) == (CANARY, "r-2")

@@ -83,6 +83,9 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     venue: Token = "binance"
     symbols: list[Symbol] = msgspec.field(default_factory=lambda: ["BTCFDUSD", "ETHFDUSD"])
     lane: Token = "stable"
+    # which replica of its lane this process is (``DEPTHFLOW_REPLICA``): replicas of one lane
+    # split its symbols (routing/replicas); each needs its own id, unique within the lane
+    replica: Token = "0"
     http_host: str = "127.0.0.1"
     http_port: Port = 0
     # bounded: an unbounded backlog, a never-redelivered message or endless retries of a

@@ -183,7 +183,7 @@ class Service:
         self._route_rev = 0
         self._histories: dict[str, tuple[tuple[int, Any], ...]] = {}
         self._route_live = asyncio.Event()
-        self.replica = "0"  # one replica per lane until replicas come (issue 11, later slice)
+        self.replica = cfg.replica or "0"
         setup_logging(name, cfg.log_level)
 
     @property
