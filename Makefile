@@ -40,7 +40,7 @@ test: install  #-- run the test suite on real servers (DEPTHFLOW_SLOW=1 adds the
 
 lint: install  #-- ruff and mypy (the type checker; settings in pyproject.toml)
 	@$(RUN) ruff check .
-	@$(RUN) mypy libs/common/src services/*/src tools/ctl/src
+	@$(RUN) mypy libs/common/src libs/devstack/src services/*/src tools/ctl/src
 
 bench: install  #-- benchmarks: figures and ratios into bench/results/latest.json (ONLY=<group>)
 	@$(RUN) python -m bench $(if $(ONLY),--only $(ONLY),)

@@ -10,10 +10,10 @@ import pytest_asyncio
 
 from depthflow.common.bus import Bus
 from depthflow.common.codec import Decoder
-from depthflow.common.testing.plugin import TEST_LIMITS
-from depthflow.common.testing.servers import Isolated
 from depthflow.ctl.control import bootstrap
 from depthflow.ctl.stack import ServiceStack
+from depthflow.devstack.testing.plugin import TEST_LIMITS
+from depthflow.devstack.testing.servers import Isolated
 
 
 @pytest_asyncio.fixture

@@ -23,7 +23,7 @@ import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from depthflow.common.devstack import (
+from depthflow.devstack import (
     NATS_URL_ENV,
     POSTGRES_URL_ENV,
     REDIS_URL_ENV,
@@ -33,7 +33,7 @@ from depthflow.common.devstack import (
     require_nats_version,
     servers_from_env,
 )
-from depthflow.common.testing.servers import (
+from depthflow.devstack.testing.servers import (
     create_database,
     drop_database,
     isolate,

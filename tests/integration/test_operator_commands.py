@@ -16,10 +16,10 @@ from nats.js.errors import NotFoundError
 from depthflow.common.bus import Bus, StreamLimits, planned_limits
 from depthflow.common.retention import Load
 from depthflow.common.subjects import STREAM_DOMAINS, Subjects
-from depthflow.common.testing.plugin import TEST_LIMITS
-from depthflow.common.testing.servers import Isolated
 from depthflow.ctl.control import RefusedCommand, bootstrap, set_trading_state
 from depthflow.ctl.streamplan import plan_streams
+from depthflow.devstack.testing.plugin import TEST_LIMITS
+from depthflow.devstack.testing.servers import Isolated
 
 
 def depthflow(iso: Isolated, *args: str, nats_url: str | None = None,

@@ -26,13 +26,13 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from depthflow.common import devstack
+from depthflow import devstack
 from depthflow.common.bus import Bus
-from depthflow.common.devstack import EmbeddedServers, ServerUrls
-from depthflow.common.testing.plugin import TEST_LIMITS
-from depthflow.common.testing.servers import new_prefix
 from depthflow.ctl.control import SERVICES, bootstrap
 from depthflow.ctl.stack import ServiceStack, readyz
+from depthflow.devstack import EmbeddedServers, ServerUrls
+from depthflow.devstack.testing.plugin import TEST_LIMITS
+from depthflow.devstack.testing.servers import new_prefix
 from tests.conftest import subject_count, wait_for
 from tests.integration.test_supervisor import SYMBOLS, assert_exactly_once
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from depthflow.collector.replay_report import ReplayReport, ReplayWarning
 from depthflow.common.bus import planned_limits
-from depthflow.common.devstack import NATS_URL_ENV, POSTGRES_URL_ENV, REDIS_URL_ENV
 from depthflow.common.retention import Load
-from depthflow.common.testing.servers import Isolated
 from depthflow.ctl.drain import drained, pending_work
 from depthflow.ctl.streamplan import plan_streams
 from depthflow.ctl.summary import replay_warnings
+from depthflow.devstack import NATS_URL_ENV, POSTGRES_URL_ENV, REDIS_URL_ENV
+from depthflow.devstack.testing.servers import Isolated
 from tests.data import BINANCE_FUTURES, BINANCE_US, HFT_0808, HFT_0809
 from tests.integration.test_operator_commands import assert_stream_limits
 

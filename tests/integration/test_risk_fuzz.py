@@ -23,8 +23,8 @@ from depthflow.common.bus import Bus
 from depthflow.common.messages import OrderApproved, OrderFilled, OrderRejected, SignalFused
 from depthflow.common.runtime import Delivery
 from depthflow.common.subjects import Subjects
-from depthflow.common.testing.plugin import TEST_LIMITS
 from depthflow.ctl.control import bootstrap
+from depthflow.devstack.testing.plugin import TEST_LIMITS
 from depthflow.risk.config import RiskConfig
 from depthflow.risk.handlers import RiskHandlers
 from depthflow.risk.hotstate import HotState

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from depthflow.common.devstack import EmbeddedServers
+from depthflow.devstack import EmbeddedServers
 
 SECRET_FILES = {"credentials.json", "nats.conf", "valkey.conf"}
 KINDS = ("nats", "postgres", "valkey")

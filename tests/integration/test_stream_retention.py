@@ -7,7 +7,7 @@ import pytest
 from depthflow.common.bus import Bus, planned_limits
 from depthflow.common.retention import Load
 from depthflow.common.subjects import STREAM_DOMAINS
-from depthflow.common.testing.plugin import TEST_LIMITS
+from depthflow.devstack.testing.plugin import TEST_LIMITS
 
 
 async def _limits(bus: Bus) -> dict[str, tuple[float, int]]:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from depthflow.common.devstack import NATS_URL_ENV, POSTGRES_URL_ENV, REDIS_URL_ENV, ServerUrls
 from depthflow.common.messages import (
     BookBuckets,
     DepthSnapshot,
@@ -27,8 +26,9 @@ from depthflow.common.messages import (
     SignalFused,
     ZonesDetected,
 )
-from depthflow.common.testing.servers import Isolated
 from depthflow.ctl.supervisor import wait_gone
+from depthflow.devstack import NATS_URL_ENV, POSTGRES_URL_ENV, REDIS_URL_ENV, ServerUrls
+from depthflow.devstack.testing.servers import Isolated
 from tests.conftest import read_all, subject_count, wait_for
 
 SYMBOLS = ["BTCFDUSD", "ETHFDUSD"]

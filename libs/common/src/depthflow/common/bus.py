@@ -36,7 +36,7 @@ from nats.js.api import (
 from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
 from depthflow.common.codec import encode
-from depthflow.common.devstack import NATS_URL_ENV
+from depthflow.common.endpoints import NATS_URL_ENV
 from depthflow.common.messages import DeadLetter
 from depthflow.common.redact import mask_url
 from depthflow.common.retention import DEFAULT_BUDGET_GIB, GIB, Load, plan_retention

@@ -48,7 +48,7 @@ from depthflow.common.bus import FETCH_ERRORS, TRANSIENT_ERRORS, Bus, Unreachabl
 from depthflow.common.checkpoint import Checkpointed, CheckpointStore, IncompatibleState
 from depthflow.common.codec import Decoder, InvalidMessage
 from depthflow.common.config import RuntimeConfig
-from depthflow.common.devstack import REDIS_URL_ENV
+from depthflow.common.endpoints import REDIS_URL_ENV
 from depthflow.common.redact import mask_url
 from depthflow.common.routing import STABLE, RouteStore, acquired, losses, owner
 from depthflow.common.routing import Route as LaneRoute

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from depthflow.common.config import load_config
-from depthflow.common.devstack import POSTGRES_URL_ENV
+from depthflow.common.endpoints import POSTGRES_URL_ENV
 from depthflow.common.messages import BookBuckets, SignalFused
 from depthflow.common.runtime import Service, run_main
 from depthflow.risk.config import RiskConfig

@@ -13,8 +13,8 @@ from nats.js.errors import NotFoundError
 
 from depthflow.common.bus import Bus
 from depthflow.common.codec import Decoder
-from depthflow.common.devstack import ServerUrls
 from depthflow.common.messages import BookBuckets, TradeProfile, ZonesDetected
+from depthflow.devstack import ServerUrls
 
 T = TypeVar("T")
 

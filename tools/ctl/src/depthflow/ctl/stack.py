@@ -24,8 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from depthflow.common.devstack import ServerUrls, free_port
 from depthflow.ctl.control import SERVICES
+from depthflow.devstack import ServerUrls, free_port
 
 
 @dataclass

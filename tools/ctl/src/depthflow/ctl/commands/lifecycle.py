@@ -19,7 +19,6 @@ from pathlib import Path
 from depthflow.collector.recording import Recording, RecordingRefused
 from depthflow.collector.replay_report import ReplayWarning
 from depthflow.common.config import ConfigError
-from depthflow.common.devstack import EmbeddedServers, require_nats_version
 from depthflow.ctl.commands.bootstrap import bootstrap_streams
 from depthflow.ctl.commands.console import say
 from depthflow.ctl.commands.servers import server_urls, snapshot, try_snapshot
@@ -28,6 +27,7 @@ from depthflow.ctl.stack import ServiceStack, StartInterrupted
 from depthflow.ctl.streamplan import PlannedStreams, half_free_disk_gib, plan_streams
 from depthflow.ctl.summary import Snapshot, final_json, read_replay_report, render, replay_warnings
 from depthflow.ctl.supervisor import RunLock, StopSignals, wait_gone
+from depthflow.devstack import EmbeddedServers, require_nats_version
 
 STOP_BOUND_S = 120.0  # services drain (30 s each at most), then the servers stop (30 s at most)
 

@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 from depthflow.common.bus import Bus
-from depthflow.common.devstack import EmbeddedServers, ServerUrls, servers_from_env
 from depthflow.ctl.commands.console import say
 from depthflow.ctl.summary import Snapshot, collect
+from depthflow.devstack import EmbeddedServers, ServerUrls, servers_from_env
 
 
 def server_urls(state: Path, start: bool) -> tuple[ServerUrls, bool]:

@@ -6,7 +6,7 @@ servers, chosen the same way, so a green run means the same thing everywhere. Th
 1. URLs from the environment (``DEPTHFLOW_NATS_URL``, ``DEPTHFLOW_POSTGRES_URL``,
    ``DEPTHFLOW_REDIS_URL``); each one set replaces its server from the next steps;
 2. testcontainers, when a Docker engine answers;
-3. otherwise :class:`~depthflow.common.devstack.EmbeddedServers` (pip-installed binaries).
+3. otherwise :class:`~depthflow.devstack.EmbeddedServers` (pip-installed binaries).
 
 ``DEPTHFLOW_TEST_SERVERS=embedded`` or ``=docker`` skips the detection in step 2/3.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from depthflow.common.devstack import (
+from depthflow.devstack import (
     NATS_URL_ENV,
     POSTGRES_URL_ENV,
     REDIS_URL_ENV,

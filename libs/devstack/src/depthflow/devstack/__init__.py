@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from depthflow.common.endpoints import NATS_URL_ENV, POSTGRES_URL_ENV, REDIS_URL_ENV
 from depthflow.common.redact import MASK, mask_url
 
 __all__ = [
@@ -71,10 +72,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-NATS_URL_ENV = "DEPTHFLOW_NATS_URL"
-POSTGRES_URL_ENV = "DEPTHFLOW_POSTGRES_URL"
-REDIS_URL_ENV = "DEPTHFLOW_REDIS_URL"
 
 #: Oldest nats-server depthflow works with: 2.11 added JetStream consumer pause, and we rely on
 #: consumers with several filter subjects.

@@ -18,10 +18,10 @@ import pytest
 import pytest_asyncio
 
 from depthflow.common.bus import Bus, planned_limits
-from depthflow.common.devstack import ServerUrls
 from depthflow.common.retention import Load
 from depthflow.common.subjects import STREAM_DOMAINS
-from depthflow.common.testing.servers import Isolated, drop_database, isolate, session_servers
+from depthflow.devstack import ServerUrls
+from depthflow.devstack.testing.servers import Isolated, drop_database, isolate, session_servers
 
 TEST_LIMITS = planned_limits(Load(symbols=2, depth_levels=1000), budget_gib=2.0)
 """Each test namespace's streams: sized like production, within 2 GiB, because JetStream reserves
