@@ -293,3 +293,58 @@ async def test_a_canary_lane_killed_while_it_owns_a_symbol_resumes_with_its_stat
         profiles = [p for _, p in await read_all(
             bus, "AGG", bus.subjects.agg_profile("binance", sym), TradeProfile)]
         assert profiles[-1].trades_in_window == feed.trades[sym], sym
+
+
+async def _stop_holding_deliveries(bus, proc, feed: Feed) -> None:
+    """SIGSTOP ``proc`` (the stable lane) with messages delivered to it and not acked.
+
+    Its pull request outlives the stop by up to its 0.5 s expiry; a round published meanwhile is
+    delivered into it. Tried again if the request expired first.
+    """
+    md = bus.subjects.stream("MD")
+    for _ in range(20):
+        os.kill(proc.pid, signal.SIGSTOP)
+        await feed.round()
+        info = await bus.js.consumer_info(md, "aggregator-stable")
+        if info.num_ack_pending:
+            return
+        os.kill(proc.pid, signal.SIGCONT)
+        await wait_for(lambda: _caught_up(bus, "aggregator-stable"))
+    raise AssertionError("no delivery caught in a stopped lane in 20 tries")
+
+
+async def _caught_up(bus, durable: str) -> bool:
+    info = await bus.js.consumer_info(bus.subjects.stream("MD"), durable)
+    return info.num_pending == 0 and info.num_ack_pending == 0
+
+
+async def test_a_message_pending_redelivery_at_the_fence_is_in_the_state_handed_over(stack, bus):
+    # the stable lane dies holding delivered, unacked messages; restarted, it is switched at
+    # once: those messages (at or below the fence, its own) come again only after ack_wait,
+    # behind newer ones. The hand-off must wait for them (the ack floor reaching the fence).
+    env = {**ENV, "DEPTHFLOW_ACK_WAIT_S": "12"}
+    stable = await stack("aggregator", **env)
+    await stack("aggregator", DEPTHFLOW_LANE=CANARY, **env)
+    feed = Feed(bus)
+    for _ in range(5):
+        await feed.round()
+    await wait_for(lambda: _books_at_least(bus, 10))
+    await _stop_holding_deliveries(bus, stable.procs[0], feed)
+    os.kill(stable.procs[0].pid, signal.SIGKILL)
+    stable.procs.clear()
+    await stack("aggregator", **env)
+    md = bus.subjects.stream("MD")
+    pending = (await bus.js.consumer_info(md, "aggregator-stable")).num_ack_pending
+    assert pending  # still awaiting redelivery as the switch fences past them
+    await switch(bus, "aggregator", {"ETHFDUSD": CANARY})
+    for _ in range(5):
+        await feed.round()
+    total = sum(len(v) for v in feed.books.values())
+    await wait_for(lambda: _books_at_least(bus, total))
+
+    done = await handled_books(bus)
+    assert {s: sorted(q) for s, q in done.items()} == feed.books
+    for sym in PRICES:  # ETH's state went to the canary with the redelivered trades in it
+        profiles = [p for _, p in await read_all(
+            bus, "AGG", bus.subjects.agg_profile("binance", sym), TradeProfile)]
+        assert profiles[-1].trades_in_window == feed.trades[sym], sym

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from depthflow.common.config import RuntimeConfig, load_config
 from depthflow.common.routing import (
     CANARY,
     STABLE,
@@ -20,6 +21,11 @@ from depthflow.common.routing import (
     transfers,
     with_assignment,
 )
+
+
+class Cfg(msgspec.Struct, kw_only=True):
+    runtime: RuntimeConfig = RuntimeConfig()
+
 
 SYMBOLS = ("BTCFDUSD", "ETHFDUSD", "SOLFDUSD")
 LANES = (STABLE, CANARY, "blue")
@@ -143,11 +149,6 @@ def test_losses_with_any_history_are_the_transfers_away_from_the_lane(history) -
 
 
 def test_runtime_config_takes_the_replica_id_from_the_environment_like_the_lane() -> None:
-    from depthflow.common.config import RuntimeConfig, load_config
-
-    class Cfg(msgspec.Struct, kw_only=True):
-        runtime: RuntimeConfig = RuntimeConfig()
-
     env = {"DEPTHFLOW_NATS_URL": "nats://127.0.0.1:1", "DEPTHFLOW_LANE": CANARY}
     assert load_config(Cfg, "aggregator", env).runtime.replica == "0"
     cfg = load_config(Cfg, "aggregator", {**env, "DEPTHFLOW_REPLICA": "r-2"}).runtime

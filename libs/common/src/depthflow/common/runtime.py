@@ -121,11 +121,13 @@ class StreamInput:
     decoder: Decoder[Any] | None = None
     checkpointing: _Checkpointing | None = None
     last_seq: int = 0  # the last stream sequence fully handled (published and acked)
+    high: int = 0  # the highest stream sequence handled (a redelivery may come after it)
     # canary lanes: symbol -> fence of the transfer whose state this lane holds (0: from the
     # start); the transfers away from this lane, and the last one handed over
     adopted: dict[str, int] = field(default_factory=dict)
     losses: list[tuple[int, str]] = field(default_factory=list)
     handed: int = 0
+    floor_checked: float = 0.0  # when the durable's ack floor was last read for a hand-off
 
     @property
     def filters(self) -> list[str]:
@@ -419,6 +421,8 @@ class Service:
             try:
                 msgs = await sub.fetch(self.cfg.fetch_batch, timeout=0.5)
             except (nats.errors.TimeoutError, TimeoutError):
+                with contextlib.suppress(_Abandoned):
+                    await self._hand_over(inp)  # idle: the ack floor may have reached a fence
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.DrainTimeoutError):
                 return
@@ -430,6 +434,8 @@ class Service:
                 continue
             for m in msgs:
                 await self._handle(inp, m)
+            with contextlib.suppress(_Abandoned):
+                await self._hand_over(inp)
 
     async def _handle(self, inp: StreamInput, m: Any) -> None:
         assert self.bus is not None
@@ -442,10 +448,6 @@ class Service:
         kind = inp.stream.lower()
         skipped = False
         ctx = extract_trace(m.headers)
-        try:
-            await self._hand_over(inp, seq)  # every message before seq is done here
-        except _Abandoned:
-            return
         with self.tracer.start_as_current_span(
             f"{self.name} {m.subject}", context=ctx, kind=trace.SpanKind.CONSUMER
         ) as span:
@@ -489,6 +491,7 @@ class Service:
                 return
             await self._ack(m)
         inp.last_seq = seq
+        inp.high = max(inp.high, seq)
         await self._save_checkpoint(inp)
         if skipped:
             self.metrics.messages.labels(kind, self.metrics.symbol(symbol), lane, "skipped").inc()
@@ -555,9 +558,12 @@ class Service:
                 await self.bus.wait_connected()
 
     # State moves with its symbol. At a transfer fence G the lane losing a symbol writes the
-    # symbol's state as of G (before it acks anything past G) to a hand-off key; the lane gaining
-    # it waits for that key before handling the symbol's first message past G. Lanes read the
-    # stream in order, so the chain of waits always ends, and the symbol's outputs keep its order.
+    # symbol's state as of G to a hand-off key once its durable's ack floor reached G (nothing
+    # of the symbol at or below G can come again to it: a failed or crashed message at or below
+    # G would, and is the lane's to handle); the lane gaining it waits for that key before
+    # handling the symbol's first message past G. The loser handles nothing of the symbol past
+    # G meanwhile (not its own), so its state stays as of G. Lanes read the stream in order, so
+    # the chain of waits ends, and the symbol's outputs keep its order.
     # An input without checkpoints hands over order only: the gaining lane waits until the
     # losing lane's durable acked everything up to G.
 
@@ -567,7 +573,10 @@ class Service:
     def _state_current(self, inp: StreamInput, symbol: str, seq: int) -> bool:
         # whether the state held for symbol includes every message of it up to seq
         if self.owner_of(inp.stream, symbol, seq) != self.cfg.lane:
-            return True  # frozen since it left (or never here): restored as not current
+            # frozen since it left (or never here; restored as not current), but complete only
+            # once handed over: until then a message of it at or below the fence may come again
+            gone = [f for f, s in inp.losses if s == symbol and f < seq]
+            return not gone or inp.handed >= gone[-1]
         got = acquired(symbol, seq, self._histories.get(inp.stream, ()))
         return inp.adopted.get(symbol, 0) == (got[0] if got else 0)
 
@@ -592,28 +601,38 @@ class Service:
                 log.warning("no state handed over, but some held from before; kept",
                             extra={"symbol": symbol, "fence": fence})
         else:
-            assert self.bus is not None
-            js = self.bus.js
-            stream, durable = self.bus.subjects.stream(inp.stream), f"{self.name}-{got[1]}"
+            durable = f"{self.name}-{got[1]}"
 
             async def floor() -> int | None:
-                info = await js.consumer_info(stream, durable)
-                done = info.ack_floor.stream_seq if info.ack_floor else 0
-                return done if (done or 0) >= fence else None
+                done = await self._ack_floor(inp.stream, durable)
+                return done if done >= fence else None
 
             await self._wait_for(f"lane {got[1]} to pass {fence}", floor)
         inp.adopted[symbol] = fence
         log.info("symbol taken over", extra={"symbol": symbol, "fence": fence, "from": got[1]})
 
-    async def _hand_over(self, inp: StreamInput, seq: int) -> None:
-        """Write the state of every symbol that left this lane at a fence below ``seq``."""
+    async def _hand_over(self, inp: StreamInput) -> None:
+        """Write the state of every symbol that left this lane at a fence its ack floor reached.
+
+        Called between messages (never with one half-applied). The floor is read from the
+        server at most every 0.1 s, and only while a hand-off is due: a fence at or below the
+        highest sequence handled here.
+        """
         ck, store = inp.checkpointing, self._checkpoints
-        due = [(f, sym) for f, sym in inp.losses if inp.handed < f < seq]
-        if not due or ck is None or store is None:
-            if due:
-                inp.handed = due[-1][0]
+        due = [(f, sym) for f, sym in inp.losses if inp.handed < f <= inp.high]
+        if not due:
             return
+        if ck is None or store is None:
+            inp.handed = due[-1][0]  # order only: the gaining lane waits for our floor itself
+            return
+        now = time.monotonic()
+        if now - inp.floor_checked < 0.1:
+            return
+        inp.floor_checked = now
+        floor = await self._wait_for("the ack floor", lambda: self._ack_floor(inp.stream, self.durable))
         for fence, symbol in due:
+            if fence > floor:
+                return  # a message at or below the fence may come again: not yet
             await self._adopt(inp, symbol, fence)  # this lane's own copy must be current first
             held = symbol in ck.target.checkpoint_symbols()
             blob = msgspec.msgpack.encode(_HandOff(ck.target.dump_state(symbol) if held else None))
@@ -626,6 +645,12 @@ class Service:
             await self._wait_for(f"hand-off of {symbol} at {fence} to be written", put)
             inp.handed = fence
             log.info("symbol handed over", extra={"symbol": symbol, "fence": fence})
+
+    async def _ack_floor(self, stream: str, durable: str) -> int:
+        """Return the stream sequence up to which ``durable`` has acked everything."""
+        assert self.bus is not None
+        info = await self.bus.js.consumer_info(self.bus.subjects.stream(stream), durable)
+        return (info.ack_floor.stream_seq if info.ack_floor else 0) or 0
 
     async def _wait_for(self, what: str, attempt: Callable[[], Awaitable[Any]]) -> Any:
         # poll until attempt() gives a value (store and bus errors waited out); give up draining
@@ -713,8 +738,17 @@ class Service:
             except InvalidMessage:
                 continue  # it went to the dead-letter subject the first time (a handler's refusal too)
             replayed += 1
-        inp.last_seq = floor
-        inp.handed = max(inp.handed, floor)  # handed over before anything past them was acked
+        inp.last_seq = inp.high = floor
+        # hand-offs at or below the floor were due before the crash; one not written then is
+        # written now from the restored state (exact as of its fence: saves leave a symbol out
+        # until it is handed over, and the replay stops at the floor)
+        for fence, symbol in inp.losses:
+            if fence > floor:
+                break
+            if not await self._checkpoints.r.exists(self._handoff_key(inp.stream, symbol, fence)):
+                log.info("hand-off not written before the restart", extra={"symbol": symbol})
+                break
+            inp.handed = fence
         log.info("state restored", extra={"stream": stream, "symbols": len(saved), "replayed": replayed,
                                            "checkpoint_seq": start - 1, "ack_floor": floor})
 
