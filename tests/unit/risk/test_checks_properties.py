@@ -2,6 +2,8 @@
 approved order is priced at risk's own mark, sized within the limits."""
 
 import math
+from decimal import Decimal
+from fractions import Fraction
 from typing import get_args
 
 from hypothesis import given, settings
@@ -72,13 +74,17 @@ def _sane_signal(s: Sig) -> bool:
     return (
         s.venue == SCOPE.venue
         and s.symbol in SCOPE.symbols
-        and math.isfinite(s.score) and -1 <= s.score <= 1
-        and math.isfinite(s.confidence) and LIMITS.min_confidence <= s.confidence <= 1
+        and math.isfinite(s.score)
+        and -1 <= s.score <= 1
+        and math.isfinite(s.confidence)
+        and LIMITS.min_confidence <= s.confidence <= 1
         and all(math.isfinite(c) for c in s.components.values())
-        and prices_ok and s.best_bid < s.best_ask
+        and prices_ok
+        and s.best_bid < s.best_ask
         and all(0 < t <= NOW + SCOPE.max_future_s * S for t in (s.ts_event, s.ts_init, s.origin_ts))
         and NOW - s.ts_init <= LIMITS.max_signal_age_s * S
-        and s.side in ("BUY", "SELL") and s.mode == "TRADING"
+        and s.side in ("BUY", "SELL")
+        and s.mode == "TRADING"
     )
 
 
@@ -114,12 +120,23 @@ def test_no_approval_unless_every_input_is_sane_and_the_price_is_the_marks_touch
         assert d.qty <= acc.position
 
 
-@given(
-    st.floats(min_value=0, max_value=1e300, allow_nan=False),
-    st.sampled_from([1e-8, 1e-5, 0.001, 0.1, 0.25, 1.0]),
-)
-def test_floor_to_step_never_exceeds_the_quantity_and_loses_less_than_a_step(qty, step):
+STEPS = ["0.00000001", "0.00001", "0.001", "0.1", "0.25", "1", "0.5", "0.003"]
+
+
+@given(st.floats(min_value=0, max_value=1e300, allow_nan=False), st.sampled_from(STEPS))
+def test_floor_to_step_is_the_exact_floor_of_the_decimal_quantity(qty, step_s):
+    """Oracle in exact rationals (Fraction, not the Decimal context the code uses): a quantity is
+    the decimal it prints as, floored to a whole number of steps, then the nearest float. No
+    tolerance: never above the quantity, never a whole step below it."""
+    step = float(step_s)
     floored = floor_to_step(qty, step)
-    assert 0.0 <= floored <= qty
-    if qty < 1e12:  # beyond that a step is below a float's resolution
-        assert qty - floored < step * (1 + 1e-9)
+    exact = Fraction(repr(qty)) // Fraction(step_s) * Fraction(step_s)
+    assert floored == float(exact)
+    assert Fraction(floored) <= Fraction(qty)
+
+
+@given(st.integers(0, 10**9), st.sampled_from(STEPS))
+def test_floor_to_step_keeps_an_exact_multiple(units, step_s):
+    """A whole number of steps (0.3 = 3 x 0.1) comes back unchanged, not one float step off."""
+    qty = float(Decimal(units) * Decimal(step_s))
+    assert floor_to_step(qty, float(step_s)) == qty
