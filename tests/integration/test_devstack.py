@@ -139,7 +139,10 @@ async def test_all_three_answer(embedded: EmbeddedServers) -> None:
 
     conn = await asyncpg.connect(urls.postgres)
     try:
-        assert await conn.fetchval("SELECT 40 + 2") == 42
+        # the server behind the URL is the one started here: its data dir and its recorded pid
+        assert await conn.fetchval("SHOW data_directory") == str(embedded.pg_data)
+        pid_file = await conn.fetchval("SELECT pg_read_file('postmaster.pid')")
+        assert int(pid_file.split()[0]) == _pids(embedded)["postgres"]
         assert (await conn.fetchval("SHOW server_version")).startswith("18")
     finally:
         await conn.close()
