@@ -17,7 +17,14 @@ from depthflow.collector.live import LiveSource
 from depthflow.collector.recording import read_frames
 from depthflow.collector.session import MarketSession
 from depthflow.common.config import RuntimeConfig
-from depthflow.common.messages import DepthSnapshot, MarketDataStale, TradeBatch, f64, i64
+from depthflow.common.messages import (
+    DepthSnapshot,
+    MarketDataRecovered,
+    MarketDataStale,
+    TradeBatch,
+    f64,
+    i64,
+)
 from depthflow.common.runtime import Service
 from tests.conftest import read_all, wait_for
 from tests.standins.binance import BinanceStandIn
@@ -29,8 +36,13 @@ SYMBOLS = ["BTCFDUSD", "ETHFDUSD"]
 async def exchange():
     # pings every 0.5 s with a 3 s pong deadline: a collector that did not answer would be cut off
     ex = BinanceStandIn(
-        symbols=SYMBOLS, levels=1500, ban_s=3.0, shutdown_grace_s=1.0, history=3000,
-        ping_interval_s=0.5, pong_timeout_s=3.0,
+        symbols=SYMBOLS,
+        levels=1500,
+        ban_s=3.0,
+        shutdown_grace_s=1.0,
+        history=3000,
+        ping_interval_s=0.5,
+        pong_timeout_s=3.0,
     )
     await ex.start()
     try:
@@ -39,29 +51,46 @@ async def exchange():
         await ex.stop()
 
 
-@pytest_asyncio.fixture
-async def live(exchange, bus, isolated):
-    """Start a LiveSource in this event loop; yield it with its service."""
-    started: list[tuple[LiveSource, asyncio.Task]] = []
+class Live:
+    """Start LiveSources in this event loop; :meth:`stop` one and await its end (files closed)."""
 
-    async def start(**over) -> LiveSource:
-        rt = RuntimeConfig(prefix=isolated.prefix, symbols=SYMBOLS, nats_url=isolated.urls.nats)
-        cfg = CollectorConfig(**{
-            "runtime": rt, "source": "live", "rest_url": exchange.rest_url, "ws_url": exchange.ws_url,
-            "depth": 1000, "snapshot_interval_s": 0.5, "resync_min_interval_s": 0.5, "stale_after_s": 2.0,
-            **over,
-        })
+    def __init__(self, exchange: BinanceStandIn, bus, isolated) -> None:
+        self.exchange, self.bus, self.isolated = exchange, bus, isolated
+        self.running: dict[LiveSource, asyncio.Task] = {}
+
+    async def __call__(self, **over) -> LiveSource:
+        rt = RuntimeConfig(prefix=self.isolated.prefix, symbols=SYMBOLS, nats_url=self.isolated.urls.nats)
+        cfg = CollectorConfig(
+            **{
+                "runtime": rt,
+                "source": "live",
+                "rest_url": self.exchange.rest_url,
+                "ws_url": self.exchange.ws_url,
+                "depth": 1000,
+                "snapshot_interval_s": 0.5,
+                "resync_min_interval_s": 0.5,
+                "stale_after_s": 2.0,
+                **over,
+            }
+        )
         service = Service("collector", rt)
-        service.bus = bus
+        service.bus = self.bus
         src = LiveSource(cfg, service)
-        started.append((src, asyncio.create_task(src.run(bus))))
+        self.running[src] = asyncio.create_task(src.run(self.bus))
         return src
 
-    yield start
-    for src, task in started:
+    async def stop(self, src: LiveSource) -> None:
         src.stopping.set()
+        await asyncio.wait_for(self.running.pop(src), 10)
+
+
+@pytest_asyncio.fixture
+async def live(exchange, bus, isolated):
+    started = Live(exchange, bus, isolated)
+    yield started
+    for src in list(started.running):
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10)
+            await started.stop(src)
 
 
 async def depths(bus, symbol) -> list[DepthSnapshot]:
@@ -70,12 +99,17 @@ async def depths(bus, symbol) -> list[DepthSnapshot]:
 
 def assert_exact(snap: DepthSnapshot, exchange: BinanceStandIn) -> None:
     bids, asks = exchange.book_at(snap.symbol, snap.last_update_id)
-    bid_px = np.array(sorted((p for p in bids if p >= snap.known_low), reverse=True))[: 1000]
-    ask_px = np.array(sorted(p for p in asks if p <= snap.known_high))[: 1000]
+    bid_px = np.array(sorted((p for p in bids if p >= snap.known_low), reverse=True))[:1000]
+    ask_px = np.array(sorted(p for p in asks if p <= snap.known_high))[:1000]
     assert np.array_equal(f64(snap.bid_px), bid_px)
     assert np.array_equal(f64(snap.ask_px), ask_px)
     assert np.array_equal(f64(snap.bid_qty), [bids[p] for p in bid_px])
     assert np.array_equal(f64(snap.ask_qty), [asks[p] for p in ask_px])
+
+
+async def trade_ids(bus, symbol) -> np.ndarray:
+    batches = [m for _, m in await read_all(bus, "MD", bus.subjects.md_trade("binance", symbol), TradeBatch)]
+    return np.concatenate([i64(b.ids) for b in batches]) if batches else np.zeros(0, np.int64)
 
 
 async def synced(bus, n=2):
@@ -117,9 +151,12 @@ async def test_books_and_trades_carry_the_tick_exchange_info_states(live, bus):
 async def test_pings_are_answered_with_pongs(live, exchange, bus):
     src = await live()
     await synced(bus)
-    pongs = exchange.pongs
-    await asyncio.sleep(4.0)
-    assert exchange.pongs > pongs
+    pings, pongs = exchange.pings_sent, exchange.pongs
+
+    async def answered() -> bool:  # 8 pings at 0.5 s: longer than the 3 s pong deadline
+        return exchange.pings_sent >= pings + 8 and exchange.pongs >= pongs + 8
+
+    await wait_for(answered, within_s=30)
     assert exchange.pong_timeouts == 0
     assert src.reconnects == 0
 
@@ -138,10 +175,11 @@ async def test_dropped_diff_triggers_resync_and_next_book_is_exact(live, exchang
     assert_exact(after, exchange)
 
 
-async def test_disconnect_is_recovered_within_5s_of_stand_in_time(live, exchange, bus):
+async def test_disconnect_is_recovered_with_one_new_connection(live, exchange, bus):
     src = await live()
     await synced(bus)
     before = len(await depths(bus, "ETHFDUSD"))
+    connections = exchange.ws_connections
     t0 = time.time()
     exchange.disconnect_all()
 
@@ -150,9 +188,9 @@ async def test_disconnect_is_recovered_within_5s_of_stand_in_time(live, exchange
 
     await wait_for(recovered, within_s=30)
     first_after = next(d for d in (await depths(bus, "ETHFDUSD"))[before:] if d.ts_event / 1e9 > t0)
-    # the exchange's own event time of the first book published after the drop
-    assert first_after.ts_event / 1e9 - t0 < 5.0
+    # how fast is measured by make bench; here: one reconnect at the first try, and exact books
     assert src.reconnects == 1
+    assert exchange.ws_connections == connections + 1
     assert_exact(first_after, exchange)
 
 
@@ -181,10 +219,14 @@ async def test_rotation_on_server_shutdown_loses_no_trade(live, exchange, bus):
         return src.rotations == 1 and len(await depths(bus, "BTCFDUSD")) >= 8
 
     await wait_for(rotated_and_flowing, within_s=30)
-    await asyncio.sleep(1.0)
+    at_rotation = {s: (await trade_ids(bus, s)).size for s in SYMBOLS}
+
+    async def traded_since() -> bool:  # trades carried by the new connection only
+        return all([(await trade_ids(bus, s)).size > at_rotation[s] + 5 for s in SYMBOLS])
+
+    await wait_for(traded_since, within_s=30)
     for s in SYMBOLS:
-        batches = [m for _, m in await read_all(bus, "MD", bus.subjects.md_trade("binance", s), TradeBatch)]
-        ids = np.concatenate([i64(b.ids) for b in batches])
+        ids = await trade_ids(bus, s)
         assert ids.size > 10
         assert np.array_equal(ids, np.arange(ids[0], ids[0] + ids.size)), "trade ids not continuous"
     assert src.reconnects == 0
@@ -194,8 +236,12 @@ async def test_rotation_on_server_shutdown_loses_no_trade(live, exchange, bus):
 async def test_malformed_frames_are_counted_and_dropped(live, exchange, bus):
     src = await live()
     await synced(bus)
-    bad = ['{"stream":"btcfdusd@depth@100ms","data":{"e":"depthUpdate"}}', "not json", "[1,2,3]",
-           '{"stream":"x","data":{"e":"aggTrade","p":"abc"}}']
+    bad = [
+        '{"stream":"btcfdusd@depth@100ms","data":{"e":"depthUpdate"}}',
+        "not json",
+        "[1,2,3]",
+        '{"stream":"x","data":{"e":"aggTrade","p":"abc"}}',
+    ]
     n = len(await depths(bus, "BTCFDUSD"))
     exchange.send_malformed(bad)
 
@@ -207,24 +253,58 @@ async def test_malformed_frames_are_counted_and_dropped(live, exchange, bus):
     assert all(b.gaps == 0 for b in src.session.books.values())
 
 
-async def test_stale_feed_is_reported(live, exchange, bus):
+async def test_stale_feed_is_reported_rotated_and_recovered(live, exchange, bus):
+    """A silent market behind a live socket: MarketDataStale after stale_after_s, one forced
+    rotation after 3 x stale_after_s (not a reconnect: the socket never broke), and once the
+    market moves again MarketDataRecovered and exact books."""
     src = await live()
     await synced(bus)
-    exchange._generator.cancel()  # the exchange goes silent
+    exchange.pause()
+
+    async def status(symbol, kind) -> list:
+        subject = bus.subjects.md_status("binance", symbol)
+        return [
+            m
+            for _, m in await read_all(bus, "MD", subject, MarketDataStale | MarketDataRecovered)
+            if isinstance(m, kind)
+        ]
 
     async def stale() -> bool:
-        msgs = await read_all(bus, "MD", bus.subjects.md_status("binance", "BTCFDUSD"), MarketDataStale)
-        return len(msgs) >= 1
+        return all([len(await status(s, MarketDataStale)) == 1 for s in SYMBOLS])
 
     await wait_for(stale, within_s=30)
-    assert src.rotate.is_set() or src.rotations >= 0
+
+    async def rotated() -> bool:
+        return src.rotations >= 1
+
+    await wait_for(rotated, within_s=30)
+    assert src.rotations == 1, "one forced rotation per silence"
+    assert src.reconnects == 0
+    assert not await status("BTCFDUSD", MarketDataRecovered)
+    before = len(await depths(bus, "BTCFDUSD"))
+    exchange.resume()
+
+    async def recovered() -> bool:
+        return all([len(await status(s, MarketDataRecovered)) == 1 for s in SYMBOLS])
+
+    await wait_for(recovered, within_s=30)
+    (back,) = await status("BTCFDUSD", MarketDataRecovered)
+    (went,) = await status("BTCFDUSD", MarketDataStale)
+    assert back.ts_event > went.ts_event
+    assert back.silent_s > 3 * 2.0
+
+    async def books_again() -> bool:
+        return len(await depths(bus, "BTCFDUSD")) > before + 1
+
+    await wait_for(books_again, within_s=30)
+    assert_exact((await depths(bus, "BTCFDUSD"))[-1], exchange)
+    assert all(b.gaps == 0 for b in src.session.books.values())
 
 
 async def test_live_recording_replays_to_the_same_books(live, exchange, bus, tmp_path):
     src = await live(record_dir=str(tmp_path / "rec"))
     await synced(bus, n=4)
-    src.stopping.set()
-    await asyncio.sleep(0.5)
+    await live.stop(src)  # the recorder is closed when run() returns
     published = {d.last_update_id: d for s in SYMBOLS for d in await depths(bus, s)}
     files = sorted((tmp_path / "rec").glob("*.gz"))
     assert files
@@ -236,6 +316,9 @@ async def test_live_recording_replays_to_the_same_books(live, exchange, bus, tmp
         if d.last_update_id in published:
             live_d = published[d.last_update_id]
             assert (d.bid_px, d.bid_qty, d.ask_px, d.ask_qty) == (
-                live_d.bid_px, live_d.bid_qty, live_d.ask_px, live_d.ask_qty,
+                live_d.bid_px,
+                live_d.bid_qty,
+                live_d.ask_px,
+                live_d.ask_qty,
             )
     assert set(published) <= {d.last_update_id for d in replayed}

@@ -524,6 +524,17 @@ class BinanceStandIn:
             conn.queue.put_nowait(("text", event))
             self._spawn(self._close_later(conn, grace))
 
+    def pause(self) -> None:
+        """The market goes silent: no diff and no trade until :meth:`resume` (connections stay open
+        and pings go on, as when Binance's matching engine stalls behind a live socket)."""
+        if self._generator is not None:
+            self._generator.cancel()
+
+    def resume(self) -> None:
+        """The market moves again from where :meth:`pause` left it (no update id is skipped)."""
+        if self._generator is None or self._generator.done():
+            self._generator = asyncio.create_task(self._generate(), name="binance-standin-generator")
+
     def answer_429(self, retry_after_s: int, times: int = 1) -> None:
         """The next ``times`` REST calls answer 429 with ``Retry-After: retry_after_s``.
 
