@@ -27,7 +27,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -83,6 +83,8 @@ class RequestRecord:
     at: float  # time.monotonic() on arrival
     status: int
     weight: int  # weight charged against the minute window (0 when refused before charging)
+    wall: float = 0.0  # the exchange's wall clock on arrival (``clock``): minutes, bans, Retry-After
+    delay_s: float = 0.0  # how long the answer was held back (``delay_rest``)
 
 
 class _BookSide:
@@ -399,6 +401,7 @@ class BinanceStandIn:
         ban_s: float = 120.0,
         shutdown_grace_s: float = 1.0,
         history: int = 3000,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not symbols:
             raise ValueError("at least one symbol")
@@ -411,6 +414,9 @@ class BinanceStandIn:
         self.weight_limit = weight_limit
         self.ban_s = ban_s
         self.shutdown_grace_s = shutdown_grace_s
+        # REST's wall clock (weight minutes, Retry-After, bans): a test passes a settable one to
+        # step through minutes and bans instead of sleeping through them
+        self.clock = clock
         self._markets = {
             s: _Market(s, seed, prices.get(s, _OTHER_START_PRICE), tick, levels, history)
             for s in self.symbols
@@ -757,7 +763,7 @@ class BinanceStandIn:
     # -- REST -------------------------------------------------------------------------------------
     async def _rest_handler(self, request: web.Request) -> web.StreamResponse:
         arrived = time.monotonic()
-        now = time.time()
+        now = self.clock()
         delay = 0.0
         headers: dict[str, str] = {}
         self._charged = 0
@@ -771,7 +777,8 @@ class BinanceStandIn:
                 headers["Retry-After"] = str(max(1, math.ceil(r.retry_after)))
         headers["X-MBX-USED-WEIGHT-1M"] = str(self._used_weight(now))
         self.requests.append(
-            RequestRecord(request.method, request.path, dict(request.query), arrived, status, self._charged)
+            RequestRecord(request.method, request.path, dict(request.query), arrived, status, self._charged,
+                          wall=now, delay_s=delay)
         )
         response = web.json_response(body, status=status, headers=headers)
         if delay > 0:

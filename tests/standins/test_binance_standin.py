@@ -6,19 +6,18 @@ update-id sequencing, snapshot/diff consistency) and its scripted faults must th
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
-import math
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
+from tests.conftest import wait_for
 from tests.standins.binance import BinanceStandIn
 
 pytestmark = pytest.mark.timeout(30)
@@ -30,26 +29,46 @@ ETH_DEPTH = "ethfdusd@depth@100ms"
 DECIMAL8 = re.compile(r"^\d+\.\d{8}$")
 
 
-async def avoid_minute_edge(margin_s: float = 3.0) -> None:
-    """Weight windows are wall-clock minutes: don't let a weight assertion straddle a minute boundary."""
-    left = 60.0 - time.time() % 60.0
-    if left < margin_s:
-        await asyncio.sleep(left + 0.05)
+class Clock:
+    """The stand-in's REST wall clock, set by the test: weight minutes and bans are stepped
+    through, never slept through, and no assertion straddles a real minute boundary."""
+
+    def __init__(self, t: float = 60.0 * 28_333_333 + 10.0) -> None:
+        self.t = t  # 10 s into a minute (of November 2023)
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
 
 
-async def collect(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> list[dict[str, Any]]:
-    """Every JSON text message received during ``seconds`` (stops early if the socket closes)."""
-    out: list[dict[str, Any]] = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
+Messages = list[dict[str, Any]]
+
+
+async def collect(
+    ws: aiohttp.ClientWebSocketResponse, until: Callable[[Messages], bool], within_s: float = 15.0
+) -> Messages:
+    """JSON text messages received until ``until(messages)`` holds (or the socket closes); a
+    generous ``within_s`` only guards against a hang, it is not a window the test relies on."""
+    out: Messages = []
+    deadline = time.monotonic() + within_s
+    while not until(out):
+        left = deadline - time.monotonic()
+        assert left > 0, f"condition not met within {within_s}s ({len(out)} messages)"
         try:
             msg = await ws.receive(timeout=left)
         except TimeoutError:
-            break
+            continue
         if msg.type != aiohttp.WSMsgType.TEXT:
             break
         out.append(json.loads(msg.data))
     return out
+
+
+def on(stream: str, n: int) -> Callable[[Messages], bool]:
+    """Until ``n`` messages of ``stream`` have come."""
+    return lambda msgs: sum(m.get("stream") == stream for m in msgs) >= n
 
 
 @contextlib.asynccontextmanager
@@ -84,8 +103,7 @@ def assert_consecutive(diffs: list[dict[str, Any]]) -> None:
 
 
 async def test_depth_snapshot_shape_weights_and_errors() -> None:
-    await avoid_minute_edge()
-    async with BinanceStandIn(symbols=[BTC, ETH]) as ex, aiohttp.ClientSession() as s:
+    async with BinanceStandIn(symbols=[BTC, ETH], clock=Clock()) as ex, aiohttp.ClientSession() as s:
         async with s.get(f"{ex.rest_url}/api/v3/depth", params={"symbol": BTC, "limit": "5000"}) as r:
             assert r.status == 200
             assert r.headers["X-MBX-USED-WEIGHT-1M"] == "250"
@@ -157,11 +175,16 @@ async def test_depth_snapshot_shape_weights_and_errors() -> None:
 async def test_buffered_diffs_apply_to_snapshot_and_equal_truth() -> None:
     """The documented local-book procedure, run against the stand-in, must reproduce its truth exactly."""
     async with BinanceStandIn(symbols=[BTC, ETH]) as ex, open_stream(ex, BTC_DEPTH, ETH_DEPTH) as (s, ws):
-        buffering = asyncio.create_task(collect(ws, 1.5))
-        await asyncio.sleep(0.5)  # diffs are buffered before the snapshot is fetched
+        messages = await collect(ws, on(BTC_DEPTH, 5))  # diffs buffered before the snapshot
         async with s.get(f"{ex.rest_url}/api/v3/depth", params={"symbol": BTC, "limit": "5000"}) as r:
             snap = await r.json()
-        messages = await buffering
+        last = snap["lastUpdateId"]
+
+        def past_snapshot(msgs: Messages) -> bool:
+            after = [m for m in msgs if m["stream"] == BTC_DEPTH and m["data"]["u"] > last]
+            return len(after) >= 5 and on(ETH_DEPTH, 10)(messages + msgs)
+
+        messages += await collect(ws, past_snapshot)
 
     assert {m["stream"] for m in messages} == {BTC_DEPTH, ETH_DEPTH}
     for stream, symbol in ((BTC_DEPTH, BTC), (ETH_DEPTH, ETH)):
@@ -171,7 +194,6 @@ async def test_buffered_diffs_apply_to_snapshot_and_equal_truth() -> None:
         assert_consecutive(diffs)
 
     diffs = [m["data"] for m in messages if m["stream"] == BTC_DEPTH]
-    last = snap["lastUpdateId"]
     assert diffs[0]["u"] <= last, "some diffs must have been buffered before the snapshot"
     pending = [d for d in diffs if d["u"] > last]
     assert pending, "some diffs must arrive after the snapshot"
@@ -189,9 +211,9 @@ async def test_buffered_diffs_apply_to_snapshot_and_equal_truth() -> None:
 
 async def test_drop_next_diff_makes_exactly_one_gap() -> None:
     async with BinanceStandIn() as ex, open_stream(ex, BTC_DEPTH) as (_s, ws):
-        before = await collect(ws, 0.5)
+        before = await collect(ws, on(BTC_DEPTH, 3))
         ex.drop_next_diff(BTC)
-        after = await collect(ws, 2.0)
+        after = await collect(ws, on(BTC_DEPTH, 10))
     diffs = [m["data"] for m in before + after]
     gaps = [(a["u"], b["U"]) for a, b in itertools.pairwise(diffs) if b["U"] != a["u"] + 1]
     assert len(gaps) == 1
@@ -201,7 +223,8 @@ async def test_drop_next_diff_makes_exactly_one_gap() -> None:
 
 
 async def test_scripted_429_then_418_and_ban() -> None:
-    async with BinanceStandIn(ban_s=1.0) as ex, aiohttp.ClientSession() as s:
+    clock = Clock()
+    async with BinanceStandIn(ban_s=1.0, clock=clock) as ex, aiohttp.ClientSession() as s:
         ping = f"{ex.rest_url}/api/v3/ping"
         ex.answer_429(retry_after_s=2)
         async with s.get(ping) as r:
@@ -215,7 +238,10 @@ async def test_scripted_429_then_418_and_ban() -> None:
             assert (await r.json())["code"] == -1003
         async with s.get(ping) as r:  # still banned: every REST call answers 418
             assert r.status == 418
-        await asyncio.sleep(1.1)
+        clock.advance(0.99)
+        async with s.get(ping) as r:  # until the ban's very end
+            assert r.status == 418
+        clock.advance(0.02)
         async with s.get(ping) as r:
             assert r.status == 200
 
@@ -225,7 +251,7 @@ async def test_scripted_429_then_418_and_ban() -> None:
             assert r.headers["Retry-After"] == "1"
         async with s.get(f"{ex.rest_url}/api/v3/exchangeInfo") as r:
             assert r.status == 418
-        await asyncio.sleep(1.1)
+        clock.advance(1.01)
         async with s.get(ping) as r:
             assert r.status == 200
 
@@ -235,28 +261,31 @@ async def test_scripted_429_then_418_and_ban() -> None:
             async with s.get(ping) as r:
                 statuses.append(r.status)
         assert statuses == [429, 429, 418]
-        assert [q.weight for q in ex.requests if q.status != 200] == [0] * 8
+        assert [q.weight for q in ex.requests if q.status != 200] == [0] * 9
 
 
 async def test_weight_limit_gives_429_then_418() -> None:
-    await avoid_minute_edge()
-    async with BinanceStandIn(weight_limit=300, ban_s=0.5) as ex, aiohttp.ClientSession() as s:
+    clock = Clock()  # 10 s into a minute: the window ends in 50 s
+    async with BinanceStandIn(weight_limit=300, ban_s=0.5, clock=clock) as ex, aiohttp.ClientSession() as s:
         depth = f"{ex.rest_url}/api/v3/depth?symbol={BTC}&limit=5000"
         async with s.get(depth) as r:
             assert r.status == 200
             assert r.headers["X-MBX-USED-WEIGHT-1M"] == "250"
         async with s.get(depth) as r:
-            expected = math.ceil(60.0 - time.time() % 60.0)
             assert r.status == 429
-            assert abs(int(r.headers["Retry-After"]) - expected) <= 1
+            assert r.headers["Retry-After"] == "50"
             assert r.headers["X-MBX-USED-WEIGHT-1M"] == "250", "a refused request is not charged"
         async with s.get(f"{ex.rest_url}/api/v3/ping") as r:
             assert r.status == 418
             assert r.headers["Retry-After"] == "1"
-        await asyncio.sleep(0.6)
+        clock.advance(0.6)
         async with s.get(f"{ex.rest_url}/api/v3/ping") as r:  # ban over; 251 <= 300 fits the window
             assert r.status == 200
             assert r.headers["X-MBX-USED-WEIGHT-1M"] == "251"
+        clock.advance(50)  # the next minute: a fresh window
+        async with s.get(depth) as r:
+            assert r.status == 200
+            assert r.headers["X-MBX-USED-WEIGHT-1M"] == "250"
 
 
 async def test_delay_rest_delivers_a_snapshot_taken_on_arrival() -> None:
@@ -267,15 +296,14 @@ async def test_delay_rest_delivers_a_snapshot_taken_on_arrival() -> None:
             snap = await r.json()
         assert time.monotonic() - t0 >= 0.5
         assert snap["lastUpdateId"] < ex.book(BTC)[2], "the book moved on while the answer was in flight"
-        t0 = time.monotonic()
         async with s.get(f"{ex.rest_url}/api/v3/ping") as r:  # applies once
             assert r.status == 200
-        assert time.monotonic() - t0 < 0.3
+        assert [q.delay_s for q in ex.requests] == [0.5, 0.0]
 
 
 async def test_server_shutdown_then_close() -> None:
     async with BinanceStandIn(shutdown_grace_s=0.3) as ex, open_stream(ex, BTC_DEPTH) as (_s, ws):
-        await collect(ws, 0.2)
+        await collect(ws, on(BTC_DEPTH, 1))
         ex.send_server_shutdown()
         seen_at = None
         while True:
@@ -289,7 +317,7 @@ async def test_server_shutdown_then_close() -> None:
         assert seen_at is not None
         assert msg.type == aiohttp.WSMsgType.CLOSE
         assert msg.data == 1001
-        assert 0.2 <= time.monotonic() - seen_at < 2.0
+        assert time.monotonic() - seen_at >= 0.2, "closed only after the grace"
 
 
 async def test_ping_is_sent_and_pong_counted() -> None:
@@ -303,11 +331,11 @@ async def test_ping_is_sent_and_pong_counted() -> None:
             if msg.type == aiohttp.WSMsgType.PING:
                 pings += 1
                 await ws.pong(msg.data)
-        for _ in range(50):
-            if ex.pongs >= 2:
-                break
-            await asyncio.sleep(0.02)
-        assert ex.pongs >= 2
+
+        async def counted() -> bool:
+            return ex.pongs >= 2
+
+        await wait_for(counted, within_s=10)
         assert ex.pings_sent >= 2
 
 
@@ -322,7 +350,7 @@ async def test_unanswered_pings_disconnect() -> None:
             if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.PING):
                 break
         assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
-        assert 0.6 <= time.monotonic() - t0 < 2.0
+        assert time.monotonic() - t0 >= 0.6, "not before a ping went unanswered for pong_timeout_s"
         assert ex.pong_timeouts == 1
         assert ex.pongs == 0
 
@@ -331,7 +359,7 @@ async def test_disconnect_all_is_abrupt_and_reconnect_works() -> None:
     async with BinanceStandIn() as ex, aiohttp.ClientSession() as s:
         url = f"{ex.ws_url}/stream?streams={BTC_DEPTH}"
         async with s.ws_connect(url) as a, s.ws_connect(url) as b:
-            await collect(a, 0.2)
+            await collect(a, on(BTC_DEPTH, 1))
             assert ex.ws_connections == 2
             assert ex.open_connections == 2
             ex.disconnect_all()
@@ -341,7 +369,7 @@ async def test_disconnect_all_is_abrupt_and_reconnect_works() -> None:
                 assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR), "no close frame"
         assert ex.open_connections == 0
         async with s.ws_connect(url) as c:
-            assert await collect(c, 0.3)
+            assert await collect(c, on(BTC_DEPTH, 1))
         assert ex.ws_connections == 3
 
 
@@ -349,7 +377,13 @@ async def test_trades_malformed_frames_and_subscriptions() -> None:
     async with BinanceStandIn(seed=3) as ex, aiohttp.ClientSession() as s:
         url = f"{ex.ws_url}/stream?streams=btcfdusd@aggTrade/btcfdusd@trade"
         async with s.ws_connect(url) as ws:
-            messages = await collect(ws, 4.0)
+
+            def three_aggs_and_their_trades(msgs: Messages) -> bool:
+                aggs = [m["data"] for m in msgs if m["stream"] == "btcfdusd@aggTrade"]
+                ids = [m["data"]["t"] for m in msgs if m["stream"] == "btcfdusd@trade"]
+                return len(aggs) >= 3 and bool(ids) and max(ids) >= aggs[-1]["l"]
+
+            messages = await collect(ws, three_aggs_and_their_trades, within_s=30)
             aggs = [m["data"] for m in messages if m["stream"] == "btcfdusd@aggTrade"]
             trades = [m["data"] for m in messages if m["stream"] == "btcfdusd@trade"]
             assert len(aggs) >= 3
@@ -367,7 +401,7 @@ async def test_trades_malformed_frames_and_subscriptions() -> None:
                 assert {t["p"] for t in parts} == {agg["p"]}
 
             await ws.send_json({"method": "SUBSCRIBE", "params": [BTC_DEPTH], "id": 7})
-            got = await collect(ws, 1.5)
+            got = await collect(ws, lambda msgs: {"result": None, "id": 7} in msgs and on(BTC_DEPTH, 1)(msgs))
             assert {"result": None, "id": 7} in got
             assert any(m.get("stream") == BTC_DEPTH for m in got)
 
@@ -397,7 +431,11 @@ async def test_seeded_and_generating_without_clients() -> None:
     bids0, asks0, id0 = ex.book(BTC)
     assert len(bids0) == len(asks0) == 500
     async with ex:
-        await asyncio.sleep(0.35)
+
+        async def moved() -> bool:
+            return ex.book(BTC)[2] > id0
+
+        await wait_for(moved, within_s=10)
         bids1, asks1, id1 = ex.book(BTC)
         assert id1 > id0, "the market moves with nobody connected"
         assert ex.book_at(BTC, id0) == (bids0, asks0)
