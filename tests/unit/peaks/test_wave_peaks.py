@@ -109,8 +109,28 @@ def test_a_lone_level_under_the_wall_rule_is_neither_wall_nor_wave(seed):
     px = 10_000.0 + 0.5 * np.arange(300.0)
     found = find_wave_peaks(px, vol, wall_z=100.0)
     assert (len(found.peaks), len(found.walls)) == (0, 0)
-    kept = find_wave_peaks(px, vol, wall_z=100.0, spike_ratio=0.0)  # without the spike test it is a wave
+    # the spike test alone (the clump test, top_share, would drop its hump too)
+    found = find_wave_peaks(px, vol, wall_z=100.0, top_share=1.0)
+    assert (len(found.peaks), len(found.walls)) == (0, 0)
+    kept = find_wave_peaks(px, vol, wall_z=100.0, spike_ratio=0.0, top_share=1.0)  # without either: a wave
     assert [p.index for p in kept.peaks] == [150]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_clump_of_two_or_three_big_levels_is_no_wave_and_a_hump_of_as_much_volume_is(seed):
+    # a sparse stretch (a level every few ticks) where three adjacent levels hold big orders: the
+    # smoothing makes them a hump, but two of them hold most of its zone's volume (a clump of
+    # orders, not volume accepted over a range); the same volume spread over a hump is a wave
+    rng = np.random.default_rng(seed)
+    n = 300
+    vol = np.where(rng.random(n) < 0.5, rng.lognormal(0.0, 0.5, n), 0.0)
+    vol[100:103] = [20.0, 60.0, 40.0]
+    vol += 120.0 * hump(n, 200, 2.0) / hump(n, 200, 2.0).sum()  # 120 spread over a hump
+    px = 10_000.0 + 0.5 * np.arange(float(n))
+    found = find_wave_peaks(px, vol, wall_z=100.0)
+    assert [p.index for p in found.peaks] == [200]
+    kept = find_wave_peaks(px, vol, wall_z=100.0, top_share=1.0)  # without the test: a wave too
+    assert [p.index for p in kept.peaks] == [101, 200]
 
 
 def test_a_two_bucket_wall_is_one_wall():

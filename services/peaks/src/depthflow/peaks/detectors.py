@@ -30,8 +30,12 @@ background):
    ``prominence_z`` local-noise units (the scale times ``(y / local mean y) ** level_noise``
    where the profile stands above its neighbourhood's mean: in square-root units Poisson noise is
    flat and multiplicative noise grows with ``y``, and 0.5 sits between them), whose zone holds
-   a bucket of at least ``min_relative_volume`` x the mean non-empty bucket, and one per hump:
-   a maximum inside the half-prominence zone of a more prominent one is the same hump.
+   a bucket of at least ``min_relative_volume`` x the mean non-empty bucket, whose two biggest
+   levels hold at most ``top_share`` of the zone's volume (as recorded, lone levels included: a
+   clump of two or three big orders on a sparse stretch is no volume accepted over a range, though
+   the smoothing makes it a hump; on the recorded books and trades such clumps were most of the
+   false waves), and one per hump: a maximum inside the half-prominence zone of a more prominent
+   one is the same hump.
 
 Every threshold is relative: noise units are the profile's own, the volume floor is a multiple of
 its own mean, so multiplying every volume by a constant finds the same peaks and walls with the
@@ -480,8 +484,32 @@ def _candidates(ys: np.ndarray, sigb: np.ndarray, z: float, half: int) -> tuple[
     return out[:k], bsum
 
 
+@kernel(inline="always")
+def _top_two(v, a, b):
+    """The sum of the two biggest of ``v[a..b]``."""
+    first = 0.0
+    second = 0.0
+    for u in range(a, b + 1):
+        x = v[u]
+        if x > first:
+            second = first
+            first = x
+        elif x > second:
+            second = x
+    return first + second
+
+
+@kernel(inline="always")
+def _total(v, a, b):
+    """The sum of ``v[a..b]``."""
+    s = 0.0
+    for u in range(a, b + 1):
+        s += v[u]
+    return s
+
+
 @kernel
-def _waves(ys, sigb, v, z, half, floor, gamma, reach):
+def _waves(ys, sigb, v, raw, z, half, floor, gamma, reach, share):
     """Wave peaks of the smoothed, wall-free ``ys``: (index, low, high, score) arrays, one per
     hump (a maximum inside the half-prominence zone of a more prominent one is dropped). A
     candidate's noise scale is its block's times ``max(1, ys / lev) ** gamma`` (``lev``: the mean
@@ -520,6 +548,8 @@ def _waves(ys, sigb, v, z, half, floor, gamma, reach):
             biggest = max(biggest, v[u])
         if biggest < floor or not biggest > 0.0:
             continue
+        if share < 1.0 and _top_two(raw, a, b) > share * _total(raw, a, b):
+            continue  # one or two levels hold the zone: a clump of orders, not volume over a range
         idx[k] = i
         lo[k] = a
         hi[k] = b
@@ -568,7 +598,7 @@ def detect_arrays(v, kp):
     ys = smooth_gaussian(clean, kp.smooth)
     half = max(int(kp.window) // 2, 1)
     pz = kp.prominence_z
-    idx, lo, hi, sc = _waves(ys, sigb, vc, pz, half, floor, kp.level_noise, reach)
+    idx, lo, hi, sc = _waves(ys, sigb, vc, v, pz, half, floor, kp.level_noise, reach, kp.top_share)
     pconf = np.empty(idx.size, dtype=np.float64)
     for t in range(idx.size):
         pconf[t] = min(1.0, sc[t] / (2.0 * pz)) if pz > 0.0 else 1.0

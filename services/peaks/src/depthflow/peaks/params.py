@@ -40,7 +40,8 @@ class PeakParams:
     wall_z: float = 4.0  # walls: height over both neighbours and the background (local-noise units)
     wall_shoulder: float = 0.35  # walls: a neighbour's height over the background, at most this x the wall's
     spike_ratio: float = 3.0  # waves: a lone level this x each neighbour's volume, wall_z/2 over them: out
-    min_relative_volume: float = 0.5  # a peak's or wall's top bucket vs the profile's mean non-empty bucket
+    min_relative_volume: float = 0.0  # a peak's or wall's top bucket vs the profile's mean non-empty bucket
+    top_share: float = 0.7  # waves: the two biggest levels of a zone hold at most this share of it (1: off)
     value_area_fraction: float = 0.70
     value_area_step: float = 3.2e-5  # fraction of the price added per step (>= one row)
     node_smooth: float = 0.7  # volume nodes: gaussian sigma (buckets) applied to sqrt(volume) first
