@@ -45,6 +45,26 @@ lint: install  #-- ruff and mypy (the type checker; settings in pyproject.toml)
 bench: install  #-- benchmarks: figures and ratios into bench/results/latest.json (ONLY=<group>)
 	@$(RUN) python -m bench $(if $(ONLY),--only $(ONLY),)
 
+#== Deploy (Kubernetes: deploy/helm, skaffold.yaml; see deploy/helm/README.md)
+SERVICES := collector aggregator peaks ai-fusion risk
+IMAGE_REPO ?= depthflow
+TAG ?= dev
+SERVICE ?=
+DOCKER ?= docker
+
+images:  #-- build the five images from the one Dockerfile (IMAGE_REPO=depthflow TAG=dev; needs docker)
+	@for s in $(SERVICES); do $(DOCKER) build --build-arg SERVICE=$$s -t $(IMAGE_REPO)/$$s:$(TAG) . || exit 1; done
+
+helm-lint: install  #-- Helm's lint (strict) of the chart for every service and lane, offline
+	@$(RUN) pytest -q -p no:cacheprovider tests/deploy/test_helm.py -k lint
+
+helm-test: install  #-- chart, schema, config, Dockerfile, image contents and skaffold checks, offline
+	@$(RUN) pytest -q -p no:cacheprovider tests/deploy
+
+dev:  #-- skaffold dev for one service on the current cluster (SERVICE=aggregator or peaks-canary)
+	@test -n "$(SERVICE)" || { echo "usage: make dev SERVICE=<service>[-canary]"; exit 2; }
+	skaffold dev -m $(SERVICE)
+
 clean:  #-- remove the venv, caches and the local state folder
 	rm -rf .venv $(UV_VENV) .state .pytest_cache .ruff_cache
 
@@ -52,3 +72,4 @@ help:  #-- this list
 	@awk 'BEGIN {FS = ":.*#--"} /^#==/ {printf "\n%s\n", substr($$0, 5)} /^[a-z-]+:.*#--/ {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: install run down status test lint bench clean help
+.PHONY: images helm-lint helm-test dev

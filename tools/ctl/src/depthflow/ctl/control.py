@@ -5,7 +5,8 @@ from __future__ import annotations
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
-from depthflow.common.bus import Bus, StreamLimits
+from depthflow.common.bootstrap import bootstrap
+from depthflow.common.bus import Bus
 from depthflow.common.config import SERVICES
 from depthflow.common.subjects import Subjects
 
@@ -14,24 +15,6 @@ __all__ = ["SERVICES", "RefusedCommand", "bootstrap", "set_trading_state"]
 TRADING_STATES = ("ACTIVE", "HALTED")
 # An operator waiting on halt wants an answer soon: connect or fail within this bound.
 CONNECT_S = 5.0
-
-
-async def bootstrap(
-    nats_url: str, prefix: str, venue: str, limits: dict[str, StreamLimits] | None = None
-) -> None:
-    """Create or update streams and KV buckets; start trading ACTIVE if no state exists yet.
-
-    ``limits`` come from :func:`depthflow.common.bus.planned_limits` (the default plan if None)."""
-    bus = await Bus.connect(nats_url, prefix, name="depthflow-ctl")
-    try:
-        await bus.bootstrap(limits)
-        kv = await bus.js.key_value(bus.subjects.kv_bucket("control"))
-        try:
-            await kv.get(Subjects.trading_state_key(venue))
-        except KeyNotFoundError:
-            await kv.create(Subjects.trading_state_key(venue), b"ACTIVE")
-    finally:
-        await bus.close()
 
 
 class RefusedCommand(Exception):

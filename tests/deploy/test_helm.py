@@ -1,0 +1,214 @@
+"""The service chart, checked offline with the real engines: Helm's (template, schema, lint)
+and the Kubernetes API schemas; its config is checked by the services' own loader.
+
+Every service x lane x value variant is rendered as ``helm template`` would (values composed
+like the README's ``-f`` commands). No cluster, no ``helm`` binary: ``helm-python-sdk`` embeds
+Helm's Go SDK and ``kubernetes-validate`` ships the API schemas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+
+from depthflow.aggregator.config import AggregatorConfig
+from depthflow.ai_fusion.config import FusionConfig
+from depthflow.collector.config import CollectorConfig
+from depthflow.common.bootstrap import BootstrapSettings
+from depthflow.common.config import load_config
+from depthflow.peaks.config import PeaksConfig
+from depthflow.risk.config import RiskConfig
+from tests.deploy.chart import (
+    CHART,
+    LANES,
+    SERVICES,
+    Obj,
+    kinds,
+    matrix,
+    one,
+    release,
+    release_name,
+    release_values,
+    render_values,
+)
+
+#: The oldest Kubernetes the chart claims (Chart.yaml kubeVersion is >=1.25): every object
+#: must be valid there and in the newest schema the package ships.
+KUBE_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
+#: Custom resources: no API schema ships for them; checked by their own assertions below.
+CUSTOM = {"PodMonitor"}
+#: Each service's config class and the servers its ``__main__`` says it needs.
+LOADERS: dict[str, tuple[type[Any], tuple[str, ...]]] = {
+    "collector": (CollectorConfig, ("nats",)),
+    "aggregator": (AggregatorConfig, ("nats", "redis")),
+    "peaks": (PeaksConfig, ("nats", "redis")),
+    "ai-fusion": (FusionConfig, ("nats",)),
+    "risk": (RiskConfig, ("nats", "postgres", "redis")),
+}
+CASES = [pytest.param(*case, id="-".join(case)) for case in matrix()]
+
+
+def _container(objs: list[Obj], kind: str) -> Obj:
+    (container,) = one(objs, kind)["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+@pytest.mark.parametrize(("service", "lane", "variant"), CASES)
+def test_every_rendered_object_is_valid_kubernetes(service: str, lane: str, variant: str) -> None:
+    objs = release(service, lane, variant)
+    expected = {"Deployment", "ConfigMap"} | ({"ServiceAccount"} if variant != "hardened" else set())
+    assert expected <= kinds(objs)
+    for obj in objs:
+        if obj["kind"] in CUSTOM:
+            continue
+        for version in KUBE_VERSIONS:
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{obj['kind']} {obj['metadata']['name']} on Kubernetes {version}: {exc}")
+
+
+@pytest.mark.parametrize(("service", "lane", "variant"), CASES)
+def test_deployment_carries_probes_lane_security_and_config_checksum(
+    service: str, lane: str, variant: str
+) -> None:
+    objs = release(service, lane, variant)
+    deployment = one(objs, "Deployment")
+    pod = deployment["spec"]["template"]
+    container = _container(objs, "Deployment")
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    # the lane: label on every object, DEPTHFLOW_LANE in the process, own selector per release
+    assert all(o["metadata"]["labels"]["depthflow.io/lane"] == lane for o in objs)
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DEPTHFLOW_LANE"]["value"] == lane
+    assert env["DEPTHFLOW_REPLICA"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector["app.kubernetes.io/instance"] == release_name(service, lane)
+    # a changed config rolls the pods: the annotation is the ConfigMap's own hash
+    configmap = render_values(release_name(service, lane), release_values(service, lane, variant))
+    text = configmap["depthflow-service/templates/configmap.yaml"]
+    assert pod["metadata"]["annotations"]["checksum/config"] == hashlib.sha256(text.encode()).hexdigest()
+    # server URLs and keys come from Secrets only, never a literal value in the chart
+    for name, entry in env.items():
+        if name.endswith(("_URL", "_KEY", "_SECRET")) and name != "DEPTHFLOW_CONFIG":
+            assert "secretKeyRef" in entry.get("valueFrom", {}), name
+
+
+@pytest.mark.parametrize(("service", "lane", "variant"), CASES)
+def test_scaling_disruption_monitoring_and_hooks_follow_the_lane(
+    service: str, lane: str, variant: str
+) -> None:
+    objs = release(service, lane, variant)
+    values = release_values(service, lane, variant)
+    found = kinds(objs)
+    autoscaled = values.get("autoscaling", {}).get("enabled", False)
+    replicas = values["autoscaling"]["minReplicas"] if autoscaled else values.get("replicaCount", 1)
+    assert ("HorizontalPodAutoscaler" in found) == autoscaled
+    assert ("PodDisruptionBudget" in found) == (replicas > 1 and lane == "stable")
+    if lane == "canary":  # fixed replicas; stable owns the streams and migrations
+        assert not autoscaled
+        assert "Job" not in found
+    else:
+        job = one(objs, "Job")
+        assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+        job_labels = job["spec"]["template"]["metadata"]["labels"]
+        selector = one(objs, "Deployment")["spec"]["selector"]["matchLabels"]
+        assert not selector.items() <= job_labels.items(), "the Job's pods would count as the service's"
+    if "PodMonitor" in found:
+        monitor = one(objs, "PodMonitor")
+        assert (
+            monitor["spec"]["selector"]["matchLabels"]
+            == one(objs, "Deployment")["spec"]["selector"]["matchLabels"]
+        )
+        ports = {p["name"] for p in _container(objs, "Deployment")["ports"]}
+        assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} <= ports
+    assert "NetworkPolicy" in found
+
+
+def _env(container: Obj, config_path: Path) -> dict[str, str]:
+    """The container's environment as the pod would see it; Secret values are stand-ins."""
+    env = {}
+    for entry in container.get("env", []):
+        name = entry["name"]
+        if "value" in entry:
+            env[name] = entry["value"]
+        elif "secretKeyRef" in entry["valueFrom"]:
+            env[name] = f"nats://user:secret@{name.lower()}.example:1"
+        else:
+            env[name] = "pod-7d9c5-x2x4q"
+    if "DEPTHFLOW_CONFIG" in env:
+        env["DEPTHFLOW_CONFIG"] = str(config_path)
+    return env
+
+
+@pytest.mark.parametrize(("service", "lane", "variant"), CASES)
+def test_rendered_config_and_environment_are_accepted_by_the_service(
+    service: str, lane: str, variant: str, tmp_path: Path
+) -> None:
+    """The loader the service starts with refuses unknown sections, keys and DEPTHFLOW_*
+    variables, and a missing server URL: the ConfigMap and the env must pass it."""
+    objs = release(service, lane, variant)
+    config_path = tmp_path / "depthflow.yaml"
+    config_path.write_text(one(objs, "ConfigMap")["data"]["depthflow.yaml"])
+    cls, needs = LOADERS[service]
+    cfg = load_config(cls, service, _env(_container(objs, "Deployment"), config_path), needs=needs)
+    assert cfg.runtime.lane == lane
+    assert cfg.runtime.http_host == "0.0.0.0"
+    if lane == "stable":
+        job = _container(objs, "Job")
+        job_needs = ("nats", "postgres") if any("--migrations" in a for a in job["args"]) else ("nats",)
+        settings = load_config(BootstrapSettings, service, _env(job, config_path), needs=job_needs)
+        assert settings.runtime.symbols == cfg.runtime.symbols
+        assert settings.runtime.prefix == cfg.runtime.prefix
+
+
+@pytest.mark.parametrize("lane", LANES)
+@pytest.mark.parametrize("service", SERVICES)
+def test_helm_lint_is_clean(service: str, lane: str) -> None:
+    report = helm.lint(CHART, release_values(service, lane), strict=True, namespace="depthflow")
+    problems = [m for m in report["messages"] if m["severity"] >= 2]  # warnings and errors
+    assert not problems, report
+    assert not report["errors"], report
+
+
+BAD_VALUES = [
+    pytest.param({"replicas": 3}, "at '': additional properties 'replicas' not allowed", id="unknown-key"),
+    pytest.param({"replicaCount": "three"}, "at '/replicaCount': got string, want integer", id="wrong-type"),
+    pytest.param(
+        {"service": {"lane": "blue"}},
+        "at '/service/lane': value must be one of 'stable', 'canary'",
+        id="unknown-lane",
+    ),
+    pytest.param(
+        {"autoscaling": {"enabeld": True}},
+        "at '/autoscaling': additional properties 'enabeld' not allowed",
+        id="misspelt-nested-key",
+    ),
+    pytest.param(
+        {"config": {"riks": {}}},
+        "at '/config': additional properties 'riks' not allowed",
+        id="unknown-config-section",
+    ),
+    pytest.param({"env": {"A": 1}}, "at '/env/A': got number, want string", id="env-not-a-string"),
+]
+
+
+@pytest.mark.parametrize(("bad", "message"), BAD_VALUES)
+def test_bad_values_are_refused_by_the_schema_with_a_readable_message(bad: Obj, message: str) -> None:
+    values = release_values("risk", "stable", extra=bad)
+    with pytest.raises(helm.HelmValuesError) as refused:
+        render_values("risk", values)
+    assert message in str(refused.value)
+    assert "depthflow-service" in str(refused.value)  # names the chart whose schema refused it
