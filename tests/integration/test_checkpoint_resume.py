@@ -7,6 +7,7 @@ trades here is followed by one book."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import time
@@ -16,9 +17,8 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from depthflow.aggregator.profile import RollingProfile
 from depthflow.common.codec import encode
-from depthflow.common.messages import DepthSnapshot, TradeBatch, TradeProfile, f64, f64_bytes, i64_bytes
+from depthflow.common.messages import DepthSnapshot, TradeBatch, TradeProfile, f64, f64_bytes, i64, i64_bytes
 from tests.conftest import read_all, subject_count, wait_for
 
 SYM = "BTCFDUSD"
@@ -50,17 +50,32 @@ def book() -> DepthSnapshot:
     )
 
 
+def plain_profile(sent: list[TradeBatch]) -> dict[int, tuple[float, float]]:
+    """Buy and sell volume per 1.0 bucket summed straight from the raw trades, each trade id once:
+    shares no code with the aggregator (no RollingProfile, no bucketing kernel). A trade whose
+    buyer is the maker was a sell hitting the bid."""
+    trades: dict[int, tuple[float, float, bool]] = {}
+    for b in sent:
+        for tid, px, qty, maker in zip(i64(b.ids).tolist(), f64(b.px).tolist(), f64(b.qty).tolist(),
+                                       f64(b.buyer_maker).tolist(), strict=True):
+            trades[tid] = (px, qty, maker == 1.0)
+    buckets: dict[int, tuple[list[float], list[float]]] = {}
+    for px, qty, sell in trades.values():
+        buys, sells = buckets.setdefault(math.floor(px), ([], []))
+        (sells if sell else buys).append(qty)
+    return {k: (math.fsum(b), math.fsum(s)) for k, (b, s) in sorted(buckets.items())}
+
+
 async def assert_profile_becomes_the_sum_of(bus, sent: list[TradeBatch]) -> None:
-    """A book soon carries a profile equal to an oracle fed every batch once (1.0 is the size
-    chosen for 60,000 at a 0.01 tick), and no book carries more than one profile.
+    """A book soon carries a profile equal to the plain sums of every trade sent, each once
+    (1.0 is the bucket size chosen for 60,000 at a 0.01 tick), and no book carries more than one
+    profile.
 
     Why poll with fresh books: after a crash, a batch whose ack was lost comes again only after
     ``ack_wait``, behind newer messages, and its trades reach consumers with the next book.
     """
-    oracle = RollingProfile(1.0)
-    for b in sent:
-        oracle.add(np.frombuffer(b.ids, np.int64), f64(b.px), f64(b.qty), np.frombuffer(b.ts, np.int64),
-                   f64(b.buyer_maker))
+    want = plain_profile(sent)
+    n_trades = len({tid for b in sent for tid in i64(b.ids).tolist()})
     s = bus.subjects
     profiles: list[TradeProfile] = []
 
@@ -68,15 +83,14 @@ async def assert_profile_becomes_the_sum_of(bus, sent: list[TradeBatch]) -> None
         nonlocal profiles
         await bus.js.publish(s.md_depth("binance", SYM), encode(book()))
         profiles = [m for _, m in await read_all(bus, "AGG", s.agg_profile("binance", SYM), TradeProfile)]
-        return bool(profiles) and profiles[-1].trades_in_window == oracle.trades_in_window
+        return bool(profiles) and profiles[-1].trades_in_window == n_trades
 
     await wait_for(caught_up, within_s=60)
     assert len(profiles) <= await subject_count(bus, "AGG", s.agg_book("binance", SYM))
     last = profiles[-1]
-    px, buy, sell = oracle.arrays()
-    assert np.array_equal(f64(last.px), px)
-    assert np.allclose(f64(last.buy_qty), buy, rtol=1e-12)
-    assert np.allclose(f64(last.sell_qty), sell, rtol=1e-12)
+    assert f64(last.px).tolist() == [float(k) for k in want]
+    assert np.allclose(f64(last.buy_qty), [b for b, _ in want.values()], rtol=1e-12, atol=0)
+    assert np.allclose(f64(last.sell_qty), [s for _, s in want.values()], rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["crash", "drain"])
