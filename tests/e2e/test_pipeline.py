@@ -4,6 +4,8 @@ the whole path."""
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 import asyncpg
 
 from depthflow.common.messages import (
@@ -20,6 +22,8 @@ from tests.conftest import read_all, subject_count, wait_for
 
 SYMBOLS = ["BTCFDUSD", "ETHFDUSD"]
 SNAPSHOTS = 40
+STARTING_CASH = 100_000.0  # risk's defaults
+FEE_RATE = 0.001
 
 STAGES = [
     ("MD", "md_depth", DepthSnapshot),
@@ -88,6 +92,11 @@ async def test_every_snapshot_flows_once_through_every_stage(stack, bus, isolate
         n_decisions = await conn.fetchval("SELECT count(*) FROM risk.decisions")
         passed = await conn.fetch("SELECT signal_id FROM risk.decisions WHERE approved")
         n_fills = await conn.fetchval("SELECT count(*) FROM risk.fills")
+        ledger = await conn.fetch(
+            "SELECT o.symbol, o.side, f.qty, f.price, f.fee, f.position_after, f.cash_after"
+            " FROM risk.fills f JOIN risk.orders o USING (client_order_id) ORDER BY f.filled_at")
+        cash = await conn.fetchval("SELECT cash FROM risk.account")
+        positions = dict(await conn.fetch("SELECT symbol, qty FROM risk.positions"))
     finally:
         await conn.close()
     assert n_decisions == len(signals) == SNAPSHOTS * len(SYMBOLS)
@@ -98,4 +107,30 @@ async def test_every_snapshot_flows_once_through_every_stage(stack, bus, isolate
         a = approved[r["client_order_id"]]
         assert (r["side"], float(r["qty"]), float(r["price"])) == (a.side, a.qty, a.price)
     assert n_fills == len(orders)
+    assert_ledger_adds_up(ledger, cash, positions)
     assert await subject_count(bus, "DLQ", s.dlq()) == 0
+
+
+def assert_ledger_adds_up(fills, cash, positions) -> None:
+    """Cash and positions recomputed from the fills alone, in the order they were booked: each
+    fill moves cash by its notional and its fee (0.1 % of the notional), and its symbol's position
+    by its quantity; the account and positions tables hold where the fills end. Floats in the
+    order risk adds them, from the values as booked (the ledger keeps 18 decimals: numeric(38,18)
+    rounds half away from zero), so the comparison is exact."""
+    booked_cash = Decimal(repr(STARTING_CASH))
+    booked_pos = dict.fromkeys(SYMBOLS, Decimal(0))
+    for f in fills:
+        qty, price, fee = float(f["qty"]), float(f["price"]), float(f["fee"])
+        sign = 1.0 if f["side"] == "BUY" else -1.0
+        assert f["fee"] == as_booked(qty * price * FEE_RATE)
+        assert f["cash_after"] == as_booked(float(booked_cash) - sign * qty * price - fee)
+        assert f["position_after"] == as_booked(float(booked_pos[f["symbol"]]) + sign * qty)
+        assert f["position_after"] >= 0, "sold more than held"
+        booked_cash, booked_pos[f["symbol"]] = f["cash_after"], f["position_after"]
+    assert cash == booked_cash
+    assert {k: v for k, v in positions.items() if v} == {k: v for k, v in booked_pos.items() if v}
+
+
+def as_booked(x: float) -> Decimal:
+    """A float as numeric(38, 18) stores it."""
+    return Decimal(repr(x)).quantize(Decimal("1e-18"), rounding=ROUND_HALF_UP)
