@@ -183,3 +183,36 @@ def test_errors_never_print_a_secret_or_another_value(tmp_path, env, yaml_text):
     assert "invalid config" in text
     assert "BTCFDUSD" not in text  # no default value, i.e. no dump of the config
     assert "(from defaults)" not in text
+
+
+def test_the_services_own_variable_wins_over_the_shared_one():
+    """DEPTHFLOW_SVC_RUNTIME__HTTP_PORT is this service's; DEPTHFLOW_HTTP_PORT every service's."""
+    env = {**NATS, "DEPTHFLOW_HTTP_PORT": "8000", "DEPTHFLOW_SVC_RUNTIME__HTTP_PORT": "9000"}
+    assert load_config(SvcConfig, "svc", env).runtime.http_port == 9000
+    assert load_config(SvcConfig, "svc", {**NATS, "DEPTHFLOW_HTTP_PORT": "8000"}).runtime.http_port == 8000
+
+
+def test_a_shared_variable_wins_over_the_files_own_section(tmp_path):
+    """Precedence is by source before scope: the environment beats the file at any level."""
+    path = tmp_path / "depthflow.yaml"
+    path.write_text("svc:\n  runtime:\n    http_port: 9000\n")
+    cfg = load_config(SvcConfig, "svc", {**NATS, "DEPTHFLOW_HTTP_PORT": "8000"}, yaml_path=path)
+    assert cfg.runtime.http_port == 8000
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("- svc\n- runtime\n", "depthflow.yaml must be a mapping"),
+        ("just words\n", "depthflow.yaml must be a mapping"),
+        ("svc: 3\n", "section svc of"),
+        ("runtime: [a, b]\n", "section runtime of"),
+        ("svc:\n  runtime: off\n", "svc.runtime in"),
+    ],
+)
+def test_a_file_or_section_that_is_not_a_mapping_is_refused(tmp_path, text, what):
+    path = tmp_path / "depthflow.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="must be a mapping") as err:
+        load_config(SvcConfig, "svc", NATS, yaml_path=path)
+    assert what in str(err.value)
