@@ -9,6 +9,7 @@ Helm's Go SDK and ``kubernetes-validate`` ships the API schemas.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from depthflow.risk.config import RiskConfig
 from tests.deploy.chart import (
     CHART,
     LANES,
+    ROOT,
     SERVICES,
     Obj,
     kinds,
@@ -50,6 +52,8 @@ LOADERS: dict[str, tuple[type[Any], tuple[str, ...]]] = {
     "ai-fusion": (FusionConfig, ("nats",)),
     "risk": (RiskConfig, ("nats", "postgres", "redis")),
 }
+#: Where the image keeps numba's warmed cache (the Dockerfile's NUMBA_CACHE_DIR).
+NUMBA_CACHE_DIR = re.search(r"NUMBA_CACHE_DIR=(\S+)", (ROOT / "Dockerfile").read_text()).group(1)
 CASES = [pytest.param(*case, id="-".join(case)) for case in matrix()]
 
 
@@ -89,6 +93,13 @@ def test_deployment_carries_probes_lane_security_and_config_checksum(
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    # numba needs a writable cache dir (else it refuses at import): the image's, or a copy
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    if container["securityContext"]["readOnlyRootFilesystem"]:
+        assert NUMBA_CACHE_DIR in mounts, "read-only root without a writable numba cache"
+        (init,) = pod["spec"]["initContainers"]
+        assert init["command"][-2:] == [f"{NUMBA_CACHE_DIR}/.", f"{init['volumeMounts'][0]['mountPath']}/"]
+        assert init["volumeMounts"][0]["name"] == mounts[NUMBA_CACHE_DIR]["name"]
     # the lane: label on every object, DEPTHFLOW_LANE in the process, own selector per release
     assert all(o["metadata"]["labels"]["depthflow.io/lane"] == lane for o in objs)
     env = {e["name"]: e for e in container["env"]}
