@@ -86,6 +86,10 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     # which replica of its lane this process is (``DEPTHFLOW_REPLICA``): replicas of one lane
     # split its symbols (routing/replicas); each needs its own id, unique within the lane
     replica: Token = "0"
+    # replicas' presence: a heartbeat each replica_heartbeat_s; none for replica_dead_after_s
+    # and the replica is dead (its symbols rebalanced to the others from its checkpoint)
+    replica_heartbeat_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
+    replica_dead_after_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
     http_host: str = "127.0.0.1"
     http_port: Port = 0
     # bounded: an unbounded backlog, a never-redelivered message or endless retries of a

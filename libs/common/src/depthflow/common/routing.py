@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import itertools
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
 import nats.errors
@@ -53,6 +55,8 @@ from depthflow.common.bus import Bus
 from depthflow.common.subjects import STREAM_DOMAINS
 
 log = logging.getLogger("depthflow.routing")
+_P = TypeVar("_P")  # a history entry's payload: a lane map, or an assignment
+_W = TypeVar("_W")  # an owner: a lane, or a seat
 
 STABLE = "stable"
 CANARY = "canary"
@@ -63,6 +67,10 @@ _Seq = Annotated[int, msgspec.Meta(ge=0)]
 
 #: One stream's view of a route: ``(fence, symbol -> lane)`` entries, in any order.
 History = Sequence[tuple[int, Mapping[str, str]]]
+#: Where a symbol is handled: ``(lane, replica)``.
+Seat = tuple[str, str]
+#: One replica per lane unless an assignment names the lane's replicas.
+DEFAULT_REPLICAS = ("0",)
 
 
 class Assignment(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,10 +78,22 @@ class Assignment(msgspec.Struct, frozen=True, kw_only=True):
 
     fences: dict[_Token, _Seq]  # input stream (``MD``, ``AGG``, ...) -> fence sequence
     lanes: dict[_Token, _Token] = {}  # symbol -> lane; absent = stable
+    # lane -> its live replicas, among which its symbols are split (rendezvous); absent = "0"
+    replicas: dict[_Token, list[_Token]] = {}
 
     def __post_init__(self) -> None:
         if not self.fences:
             raise ValueError("an assignment needs a fence for at least one stream")
+        if any(not rs for rs in self.replicas.values()):
+            raise ValueError("a lane's replica set is never empty (leave the lane out instead)")
+
+    def replicas_of(self, lane: str) -> tuple[str, ...]:
+        return tuple(self.replicas.get(lane, DEFAULT_REPLICAS))
+
+    def seat(self, symbol: str) -> Seat:
+        """Return where ``symbol`` is handled under this assignment."""
+        lane = self.lanes.get(symbol, STABLE)
+        return lane, rendezvous(symbol, self.replicas_of(lane))
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,9 +115,129 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
         entries.sort(key=lambda e: (e[0], e[1]))
         return tuple((f, lanes) for f, _, lanes in entries)
 
+    def seats_for_stream(self, stream: str) -> tuple[tuple[int, Assignment], ...]:
+        """Like :meth:`for_stream`, with the whole assignments (for :func:`seat_of`)."""
+        entries = [(a.fences[stream], i, a) for i, a in enumerate(self.history)
+                   if stream in a.fences]
+        entries.sort(key=lambda e: (e[0], e[1]))
+        return tuple((f, a) for f, _, a in entries)
+
     def current(self) -> dict[str, str]:
         """Return the latest symbol -> lane map (empty: stable owns all)."""
         return dict(self.history[-1].lanes) if self.history else {}
+
+    def current_replicas(self) -> dict[str, list[str]]:
+        """Return the latest lane -> replicas map (a lane absent: replica ``"0"`` alone)."""
+        return {k: list(v) for k, v in self.history[-1].replicas.items()} if self.history else {}
+
+
+#: One stream's view of a route with replicas: ``(fence, assignment)`` entries.
+SeatHistory = Sequence[tuple[int, Assignment]]
+
+
+def rendezvous(symbol: str, replicas: Sequence[str]) -> str:
+    """Return the replica of ``replicas`` that owns ``symbol`` (highest random weight).
+
+    Why rendezvous hashing: a replica joining takes ~1/N of the symbols and a replica leaving
+    gives away only its own; every other symbol stays where it is, so a rebalance moves (and
+    hands off) the fewest states. The weight is a keyed hash, the same in every process.
+    """
+    def weight(replica: str) -> bytes:
+        return hashlib.blake2b(f"{symbol}\x00{replica}".encode(), digest_size=8).digest()
+
+    return max(replicas, key=lambda r: (weight(r), r))
+
+
+def seat_of(symbol: str, stream_seq: int, history: SeatHistory) -> Seat:
+    """Return the ``(lane, replica)`` handling ``symbol``'s message at ``stream_seq``; the
+    same rule as :func:`owner` (highest fence below, later entry wins a tie, default
+    ``(stable, "0")``), the replica chosen by :func:`rendezvous` among the entry's replicas."""
+    return _owner_at(symbol, stream_seq, history, Assignment.seat, (STABLE, DEFAULT_REPLICAS[0]))
+
+
+def seat_transfers(symbol: str, history: SeatHistory) -> list[tuple[int, Seat, Seat]]:
+    """:func:`transfers` by seat: a move between replicas of one lane is a transfer too."""
+    return _transfers(symbol, history, Assignment.seat, (STABLE, DEFAULT_REPLICAS[0]))
+
+
+def seat_acquired(symbol: str, stream_seq: int, history: SeatHistory) -> tuple[int, Seat] | None:
+    """:func:`acquired` by seat."""
+    return _acquired(seat_transfers(symbol, history), stream_seq)
+
+
+def seat_losses(seat: Seat, symbols: Iterable[str], history: SeatHistory) -> list[tuple[int, str]]:
+    """Return ``(fence, symbol)`` for every transfer of one of ``symbols`` away from ``seat``.
+
+    Symbols must be given: under stable with several replicas a symbol moves without being in
+    any lane map."""
+    return sorted((f, s) for s in symbols for f, frm, _ in seat_transfers(s, history) if frm == seat)
+
+
+def gone_at(seat: Seat, fence: int, history: SeatHistory) -> bool:
+    """Whether ``seat``'s replica left its lane's replica set at ``fence`` (died or left): it
+    hands nothing over, its symbols' states come from its checkpoint and a replay."""
+    lane, replica = seat
+    at = [a for f, a in history if f == fence]
+    return bool(at) and replica not in at[-1].replicas_of(lane)
+
+
+def gone_since(seat: Seat, fence: int, history: SeatHistory) -> bool:
+    """Whether ``seat``'s replica left its lane's set at ``fence`` or later: a hand-off it owes
+    at ``fence`` will never come (it died after the rebalance that took a symbol from it)."""
+    lane, replica = seat
+    return any(f >= fence and replica not in a.replicas_of(lane) for f, a in history)
+
+
+def removed(seat: Seat, history: SeatHistory) -> bool:
+    """Whether ``seat``'s replica was ever taken out of its lane's replica set."""
+    lane, replica = seat
+    sets = [a.replicas_of(lane) for _, a in history]
+    return any(replica in a and replica not in b for a, b in itertools.pairwise(sets)) or (
+        bool(sets) and replica in DEFAULT_REPLICAS and replica not in sets[0])
+
+
+def durable_name(service: str, lane: str, replica: str) -> str:
+    """The durable consumer of one replica of one lane (``<service>-<lane>`` for replica "0",
+    the name before replicas; ``<service>-<lane>-<replica>`` for the others)."""
+    return f"{service}-{lane}" if replica == DEFAULT_REPLICAS[0] else f"{service}-{lane}-{replica}"
+
+
+def _owner_at(symbol: str, stream_seq: int, history: Sequence[tuple[int, _P]],
+                    pick: Callable[[_P, str], _W], default: _W) -> _W:
+    best: _P | None = None
+    best_fence = -1
+    for fence, entry in history:
+        # ">=" lets a later entry at the same fence win when ``history`` is in writing order
+        if fence < stream_seq and fence >= best_fence:
+            best, best_fence = entry, fence
+    return default if best is None else pick(best, symbol)
+
+
+def _transfers(symbol: str, history: Sequence[tuple[int, _P]], pick: Callable[[_P, str], _W],
+                     default: _W) -> list[tuple[int, _W, _W]]:
+    by_fence: dict[int, _P] = {}
+    for fence, entry in history:  # a later entry at the same fence wins, as in owner()
+        by_fence[fence] = entry
+    out, prev = [], default
+    for fence in sorted(by_fence):
+        who = pick(by_fence[fence], symbol)
+        if who != prev:
+            out.append((fence, prev, who))
+            prev = who
+    return out
+
+
+def _acquired(moves: list[tuple[int, _W, _W]], stream_seq: int) -> tuple[int, _W] | None:
+    last = None
+    for fence, frm, _ in moves:
+        if fence >= stream_seq:
+            break
+        last = (fence, frm)
+    return last
+
+
+def _lane_of(lanes: Mapping[str, str], symbol: str) -> str:
+    return lanes.get(symbol, STABLE)
 
 
 def owner(symbol: str, stream_seq: int, history: History) -> str:
@@ -106,13 +246,7 @@ def owner(symbol: str, stream_seq: int, history: History) -> str:
     The entry with the highest fence below ``stream_seq`` decides (a later entry wins a tie);
     without one, ``stable``. Pure: every lane and every redelivery computes the same answer.
     """
-    best: Mapping[str, str] | None = None
-    best_fence = -1
-    for fence, lanes in history:
-        # ">=" lets a later entry at the same fence win when ``history`` is in writing order
-        if fence < stream_seq and fence >= best_fence:
-            best, best_fence = lanes, fence
-    return STABLE if best is None else best.get(symbol, STABLE)
+    return _owner_at(symbol, stream_seq, history, _lane_of, STABLE)
 
 
 def transfers(symbol: str, history: History) -> list[tuple[int, str, str]]:
@@ -122,27 +256,13 @@ def transfers(symbol: str, history: History) -> list[tuple[int, str, str]]:
     hands over its state as of the fence, and the lane it joins takes it before handling the
     symbol's first message past the fence.
     """
-    by_fence: dict[int, Mapping[str, str]] = {}
-    for fence, lanes in history:  # a later entry at the same fence wins, as in owner()
-        by_fence[fence] = lanes
-    out, prev = [], STABLE
-    for fence in sorted(by_fence):
-        lane = by_fence[fence].get(symbol, STABLE)
-        if lane != prev:
-            out.append((fence, prev, lane))
-            prev = lane
-    return out
+    return _transfers(symbol, history, _lane_of, STABLE)
 
 
 def acquired(symbol: str, stream_seq: int, history: History) -> tuple[int, str] | None:
     """Return ``(fence, previous lane)`` of the transfer that gave ``symbol``'s message at
     ``stream_seq`` its owner, or None when its owner has held the symbol from the start."""
-    last = None
-    for fence, frm, _ in transfers(symbol, history):
-        if fence >= stream_seq:
-            break
-        last = (fence, frm)
-    return last
+    return _acquired(transfers(symbol, history), stream_seq)
 
 
 def losses(lane: str, history: History) -> list[tuple[int, str]]:
@@ -270,10 +390,18 @@ class RouteStore:
 
 
 def with_assignment(route: Route | None, service: str, fences: Mapping[str, int],
-                    lanes: Mapping[str, str]) -> Route:
-    """Return ``route`` with one more assignment (``stable`` entries dropped from the map)."""
+                    lanes: Mapping[str, str],
+                    replicas: Mapping[str, Sequence[str]] | None = None) -> Route:
+    """Return ``route`` with one more assignment (``stable`` entries dropped from the map).
+
+    ``replicas`` (lane -> replica set) replaces those lanes' sets; the others carry over.
+    """
     clean = {s: lane for s, lane in sorted(lanes.items()) if lane != STABLE}
-    entry = Assignment(fences=dict(fences), lanes=clean)
+    sets = route.current_replicas() if route is not None else {}
+    for lane, rs in (replicas or {}).items():
+        sets[lane] = sorted(set(rs))
+    sets = {lane: rs for lane, rs in sorted(sets.items()) if tuple(rs) != DEFAULT_REPLICAS}
+    entry = Assignment(fences=dict(fences), lanes=clean, replicas=sets)
     history = route.history if route is not None else ()
     return Route(service=service, history=(*history, entry))
 
@@ -286,31 +414,44 @@ async def switch(
     confirm_within_s: float = 30.0,
     pause_s: float = 120.0,
     poll_s: float = 0.1,
+    replicas: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[Route, int]:
-    """Move symbols between lanes of ``service`` exactly at a sequence fence.
+    """Move symbols between lanes of ``service``, or change a lane's replicas, exactly at a
+    sequence fence.
 
-    ``moves`` maps a symbol to its new lane. Every lane in ``lanes`` must have its durable
-    (``<service>-<lane>``) on every input stream of the service: a lane is never created here
-    (so never with an empty filter, which would mean everything). Return the route written and
-    its revision; raise :class:`SwitchFailed` (route restored) or :class:`RouteConflict`.
+    ``moves`` maps a symbol to its new lane; ``replicas`` maps a lane to its new replica set
+    (a rebalance: :mod:`depthflow.common.replicas`). Every replica of the new sets must have its
+    durable (:func:`durable_name`) on every input stream of the service: nothing is created here
+    (so never with an empty filter, which would mean everything). The durables of replicas
+    taken out of a set are deleted once the route is confirmed: a replica thought dead that
+    wakes up cannot fetch with its stale route. Return the route written and its revision;
+    raise :class:`SwitchFailed` (route restored) or :class:`RouteConflict`.
     """
+    if pause_s <= confirm_within_s:
+        raise ValueError("pause_s must exceed confirm_within_s: the lanes must not resume "
+                         "before every replica confirmed the route")
     js = bus.js
     store = await RouteStore.open(bus, service)
     route, revision = await store.read()
-    for lane in moves.values():
+    for lane in (*moves.values(), *(replicas or {})):
         if lane not in lanes:
             raise ValueError(f"lane {lane!r} is not among the lanes switched {list(lanes)}")
+    old = {lane: set(route.history[-1].replicas_of(lane) if route and route.history
+                     else DEFAULT_REPLICAS) for lane in lanes}
+    new = {lane: set((replicas or {}).get(lane, old[lane])) for lane in lanes}
+    need = {durable_name(service, lane, r) for lane in lanes for r in new[lane]}
+    leaving = {durable_name(service, lane, r) for lane in lanes for r in old[lane] - new[lane]}
     durables: dict[str, list[tuple[str, str]]] = {}  # stream name -> (stream, durable)
     for name in STREAM_DOMAINS:
         stream = bus.subjects.stream(name)
-        for lane in lanes:
+        for durable in sorted(need | leaving):
             with contextlib.suppress(NotFoundError):
-                await js.consumer_info(stream, f"{service}-{lane}")
-                durables.setdefault(name, []).append((stream, f"{service}-{lane}"))
+                await js.consumer_info(stream, durable)
+                durables.setdefault(name, []).append((stream, durable))
     if not durables:
         raise SwitchFailed(f"{service} has no durable consumer of lanes {list(lanes)}")
     for name, ds in durables.items():
-        missing = set(f"{service}-{lane}" for lane in lanes) - {d for _, d in ds}
+        missing = need - {d for _, d in ds}
         if missing:
             raise SwitchFailed(f"{sorted(missing)} not consuming {name}: start the lane first")
     until = (datetime.now(UTC) + timedelta(seconds=pause_s)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -324,12 +465,15 @@ async def switch(
             seqs = [(await js.consumer_info(s, d)).delivered.stream_seq or 0 for s, d in ds]
             fences[name] = max(seqs)
         lanes_now = {**(route.current() if route else {}), **moves}
-        new = with_assignment(route, service, fences, lanes_now)
-        new_rev = await store.write(new, revision)
+        written = with_assignment(route, service, fences, lanes_now,
+                                  {lane: sorted(rs) for lane, rs in new.items()})
+        new_rev = await store.write(written, revision)
         log.info("route written", extra={"service": service, "fences": fences,
-                                          "lanes": lanes_now, "revision": new_rev})
+                                          "lanes": lanes_now, "revision": new_rev,
+                                          "replicas": {k: sorted(v) for k, v in new.items()}})
+        seats = [f"{lane}.{r}" for lane in lanes for r in sorted(new[lane])]
         try:
-            await _confirmed(store, lanes, new_rev, confirm_within_s, poll_s)
+            await _confirmed(store, lanes, seats, new_rev, confirm_within_s, poll_s)
         except TimeoutError:
             # nothing above the fences was delivered: writing the old history back is exact
             restored = route if route is not None else Route(service=service)
@@ -338,21 +482,25 @@ async def switch(
                 f"not every replica of {service} confirmed revision {new_rev} within "
                 f"{confirm_within_s:g}s; the route is back as before"
             ) from None
-        return new, new_rev
+        for stream, durable in paused:
+            if durable in leaving:
+                with contextlib.suppress(NotFoundError):
+                    await js.delete_consumer(stream, durable)
+        return written, new_rev
     finally:
         for stream, durable in paused:
             with contextlib.suppress(Exception):
                 await js.resume_consumer(stream, durable)
 
 
-async def _confirmed(store: RouteStore, lanes: Sequence[str], revision: int, within_s: float,
-                     poll_s: float) -> None:
+async def _confirmed(store: RouteStore, lanes: Sequence[str], seats: Sequence[str],
+                     revision: int, within_s: float, poll_s: float) -> None:
     async def wait() -> None:
         while True:
             acks = await store.confirmations(lanes)
-            have = {key.split(".", 1)[0] for key in acks}
-            # every lane has a replica, and every replica that ever confirmed is at this revision
-            if have >= set(lanes) and all(rev >= revision for rev in acks.values()):
+            # every replica of the new sets applies this revision (one taken out is not asked:
+            # it may be dead, and its durable is deleted before anything resumes)
+            if all(acks.get(seat, 0) >= revision for seat in seats):
                 return
             await asyncio.sleep(poll_s)
 

@@ -32,7 +32,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar, Union, cast
 
 import msgspec
 import nats.errors
@@ -50,7 +50,20 @@ from depthflow.common.codec import Decoder, InvalidMessage
 from depthflow.common.config import RuntimeConfig
 from depthflow.common.endpoints import REDIS_URL_ENV
 from depthflow.common.redact import mask_url
-from depthflow.common.routing import STABLE, RouteStore, acquired, losses, owner
+from depthflow.common.replicas import Membership
+from depthflow.common.routing import (
+    STABLE,
+    RouteStore,
+    Seat,
+    SeatHistory,
+    durable_name,
+    gone_at,
+    gone_since,
+    removed,
+    seat_acquired,
+    seat_losses,
+    seat_of,
+)
 from depthflow.common.routing import Route as LaneRoute
 from depthflow.common.subjects import Subjects, subject_matches
 from depthflow.common.telemetry import Metrics, extract_trace, setup_logging, setup_tracing
@@ -156,6 +169,10 @@ class _HandOff(msgspec.Struct, frozen=True):
     state: bytes | None  # None: the lane it left held no state for the symbol
 
 
+class _Gone:
+    """The replica owing a hand-off was taken out of its lane before writing it."""
+
+
 class ServiceFailed(RuntimeError):
     """A worker of the service died; the process exits non-zero so it is restarted."""
 
@@ -183,14 +200,15 @@ class Service:
         # canary lanes (routing.py): the route in force, per input stream; set = it is current
         self._routes: RouteStore | None = None
         self._route_rev = 0
-        self._histories: dict[str, tuple[tuple[int, Any], ...]] = {}
+        self._histories: dict[str, SeatHistory] = {}
         self._route_live = asyncio.Event()
         self.replica = cfg.replica or "0"
+        self.seat: Seat = (cfg.lane, self.replica)
         setup_logging(name, cfg.log_level)
 
     @property
     def durable(self) -> str:
-        return f"{self.name}-{self.cfg.lane}"
+        return durable_name(self.name, self.cfg.lane, self.replica)
 
     @property
     def stopping(self) -> asyncio.Event:
@@ -278,8 +296,16 @@ class Service:
             workers = consumers + [asyncio.create_task(t(self.bus), name="task") for t in self._tasks]
             follower = (asyncio.create_task(self._follow_route(), name="route")
                         if self._routes is not None else None)
+            membership, beating = None, None
             if follower is not None:
                 workers.append(follower)
+                assert self._routes is not None
+                membership = Membership(
+                    self.bus, self._routes, self.cfg.lane, self.replica,
+                    [self.bus.subjects.stream(i.stream) for i in inputs],
+                    self.cfg.replica_heartbeat_s, self.cfg.replica_dead_after_s)
+                beating = asyncio.create_task(membership.run(), name="presence")
+                workers.append(beating)
             self._ready = True
             self.metrics.ready.labels(self.cfg.lane).set(1)
             log.info("ready", extra={"port": self._http_port, "inputs": len(inputs)})
@@ -288,6 +314,9 @@ class Service:
             self._stopping.set()
             if follower is not None:
                 follower.cancel()  # watching the route needs no drain
+                if beating is not None and membership is not None:
+                    beating.cancel()
+                    await membership.leave()  # the others take this replica's symbols over
             self._ready = False
             self.metrics.ready.labels(self.cfg.lane).set(0)
             log.info("draining")
@@ -391,18 +420,20 @@ class Service:
             info = await js.consumer_info(stream, self.durable)
             if info.config.pause_until:  # a switch is on: a restart must not resume the lane
                 cfg.pause_until = info.config.pause_until
-            if self.cfg.lane != STABLE:  # where a lane starts is fixed at its creation
+            if self.seat != (STABLE, "0"):  # where a lane starts is fixed at its creation
                 cfg.deliver_policy = info.config.deliver_policy
                 cfg.opt_start_seq = info.config.opt_start_seq
             await js.add_consumer(stream, cfg)  # same config: no-op; changed filters: update
         except NotFoundError:
-            if self.cfg.lane != STABLE:
+            history = self._histories.get(inp.stream, ())
+            if self.seat != (STABLE, "0") or removed(self.seat, history):
                 # Another lane reads from where the route first gives it a symbol; given none, from
                 # now on (a switch fences past its cursor). Its filter is the stable lane's, never
-                # empty: an empty filter would mean every subject of the stream.
-                owned = [f for f, lanes in self._histories.get(inp.stream, ())
-                         if self.cfg.lane in lanes.values()]
-                if owned:
+                # empty: an empty filter would mean every subject of the stream. A replica taken
+                # out of its lane (its durable deleted) and back reads from now on: what it owned
+                # before went to the others, who replayed it.
+                owned = [f for f, a in history if self.cfg.lane in a.lanes.values()]
+                if owned and self.replica == "0" and not removed(self.seat, history):
                     cfg.deliver_policy, cfg.opt_start_seq = DeliverPolicy.BY_START_SEQUENCE, min(owned) + 1
                 else:
                     cfg.deliver_policy = DeliverPolicy.NEW
@@ -464,8 +495,8 @@ class Service:
                     )
                 if route.admit and (why := self.admission_error(msg)) is not None:
                     raise InvalidMessage(why)
-                if self.owner_of(inp.stream, symbol, seq) != lane:
-                    skipped = True  # the other lane's: ack it so both cursors move on
+                if not self.mine(inp.stream, symbol, seq):
+                    skipped = True  # another lane's or replica's: ack it so every cursor moves on
                 else:
                     await self._adopt(inp, symbol, seq)
                     outputs = await route.handler(msg, delivery)
@@ -520,14 +551,18 @@ class Service:
 
     def owner_of(self, stream: str, symbol: str, seq: int) -> str:
         """Return the lane owning ``symbol``'s message ``seq`` of input ``stream`` (``MD``...)."""
-        return owner(symbol, seq, self._histories.get(stream, ()))
+        return seat_of(symbol, seq, self._histories.get(stream, ()))[0]
+
+    def mine(self, stream: str, symbol: str, seq: int) -> bool:
+        """Whether this replica of this lane handles ``symbol``'s message ``seq`` of ``stream``."""
+        return seat_of(symbol, seq, self._histories.get(stream, ())) == self.seat
 
     def _apply_route(self, route: LaneRoute | None, revision: int) -> None:
         if route is not None and route.service != self.name:
             raise ValueError(f"the route of {self.name} names service {route.service!r}")
-        self._histories = {s: route.for_stream(s) for s in self._inputs} if route else {}
+        self._histories = {s: route.seats_for_stream(s) for s in self._inputs} if route else {}
         for name, inp in self._inputs.items():
-            inp.losses = losses(self.cfg.lane, self._histories.get(name, ()))
+            inp.losses = seat_losses(self.seat, self._symbols, self._histories.get(name, ()))
         self._route_rev = revision
 
     async def _follow_route(self) -> None:
@@ -572,44 +607,144 @@ class Service:
 
     def _state_current(self, inp: StreamInput, symbol: str, seq: int) -> bool:
         # whether the state held for symbol includes every message of it up to seq
-        if self.owner_of(inp.stream, symbol, seq) != self.cfg.lane:
+        if not self.mine(inp.stream, symbol, seq):
             # frozen since it left (or never here; restored as not current), but complete only
             # once handed over: until then a message of it at or below the fence may come again
             gone = [f for f, s in inp.losses if s == symbol and f < seq]
             return not gone or inp.handed >= gone[-1]
-        got = acquired(symbol, seq, self._histories.get(inp.stream, ()))
+        got = seat_acquired(symbol, seq, self._histories.get(inp.stream, ()))
         return inp.adopted.get(symbol, 0) == (got[0] if got else 0)
 
     async def _adopt(self, inp: StreamInput, symbol: str, seq: int) -> None:
-        """Take over ``symbol``'s state from the lane it came from, if not held yet."""
-        got = acquired(symbol, seq, self._histories.get(inp.stream, ()))
+        """Take over ``symbol``'s state from the seat it came from, if not held yet."""
+        got = seat_acquired(symbol, seq, self._histories.get(inp.stream, ()))
         fence = got[0] if got else 0
         if got is None or inp.adopted.get(symbol, 0) == fence:
             return
+        frm = got[1]
         ck, store = inp.checkpointing, self._checkpoints
-        if ck is not None and store is not None:
-            key = self._handoff_key(inp.stream, symbol, fence)
-            raw = await self._wait_for(f"{symbol}'s state from lane {got[1]} at {fence}",
-                                       lambda: store.r.get(key))
-            try:
-                state = msgspec.msgpack.decode(raw, type=_HandOff).state
-                if state is not None:
-                    ck.target.load_state(symbol, state)
-            except Exception as exc:
-                raise HandOffFailed(f"{symbol}'s state from lane {got[1]} at {fence}: {exc!r}") from exc
-            if state is None and symbol in ck.target.checkpoint_symbols():
+        if gone_at(frm, fence, self._histories.get(inp.stream, ())):
+            await self._recover(inp, symbol, fence, frm)
+        elif ck is not None and store is not None:
+            state = await self._handed_state(inp, symbol, fence, frm)
+            if isinstance(state, _Gone):
+                await self._recover(inp, symbol, fence, frm)
+            elif state is not None:
+                self._load(inp, symbol, state, f"{symbol}'s state from {frm} at {fence}")
+            elif symbol in ck.target.checkpoint_symbols():
                 log.warning("no state handed over, but some held from before; kept",
                             extra={"symbol": symbol, "fence": fence})
         else:
-            durable = f"{self.name}-{got[1]}"
+            durable = durable_name(self.name, *frm)
 
             async def floor() -> int | None:
                 done = await self._ack_floor(inp.stream, durable)
                 return done if done >= fence else None
 
-            await self._wait_for(f"lane {got[1]} to pass {fence}", floor)
+            await self._wait_for(f"{frm} to pass {fence}", floor)
         inp.adopted[symbol] = fence
-        log.info("symbol taken over", extra={"symbol": symbol, "fence": fence, "from": got[1]})
+        log.info("symbol taken over", extra={"symbol": symbol, "fence": fence, "from": frm})
+
+    async def _handed_state(self, inp: StreamInput, symbol: str, fence: int,
+                            frm: Seat) -> bytes | _Gone | None:
+        """Wait for the hand-off of ``symbol`` at ``fence``; :class:`_Gone` when ``frm`` was
+        taken out of its lane since (it died before writing it: recover instead)."""
+        assert self._checkpoints is not None
+        r, key = self._checkpoints.r, self._handoff_key(inp.stream, symbol, fence)
+
+        async def attempt() -> bytes | _Gone | None:
+            raw = await r.get(key)
+            if raw is None and gone_since(frm, fence, self._histories.get(inp.stream, ())):
+                return _Gone()
+            return cast("bytes | None", raw)
+
+        raw = await self._wait_for(f"{symbol}'s state from {frm} at {fence}", attempt)
+        if isinstance(raw, _Gone):
+            return raw
+        try:
+            return msgspec.msgpack.decode(raw, type=_HandOff).state
+        except msgspec.DecodeError as exc:
+            raise HandOffFailed(f"{symbol}'s state from {frm} at {fence}: {exc!r}") from exc
+
+    def _load(self, inp: StreamInput, symbol: str, state: bytes, what: str) -> None:
+        assert inp.checkpointing is not None
+        try:
+            inp.checkpointing.target.load_state(symbol, state)
+        except Exception as exc:
+            raise HandOffFailed(f"{what}: {exc!r}") from exc
+
+    async def _recover(self, inp: StreamInput, symbol: str, fence: int, frm: Seat) -> None:
+        """Rebuild ``symbol``'s state as of ``fence`` for ``frm``, a replica that left its lane
+        (died) without handing it over, and publish what it may not have published.
+
+        The base is ``frm``'s last checkpoint of the symbol if taken in its tenure, else the
+        state ``frm`` took over at its start (a hand-off key, or a recovery of its own if its
+        predecessor was gone too). Then every message of the symbol after the base up to the
+        fence is handled again, publishing: outputs carry the input's sequence in their id, so
+        the server drops those ``frm`` had published. The result is written as the hand-off at
+        ``fence`` (write-once), for this replica's own restart and any chain after it.
+        """
+        assert self.bus is not None
+        history = self._histories.get(inp.stream, ())
+        got = seat_acquired(symbol, fence, history)
+        start, state = (got[0] if got else 0), None
+        ck, store = inp.checkpointing, self._checkpoints
+        if ck is not None and store is not None:
+            if got is not None and got[0] > 0:  # at fence 0 there is nothing to take over
+                if gone_at(got[1], got[0], history):
+                    await self._recover(inp, symbol, got[0], got[1])
+                handed = await self._handed_state(inp, symbol, got[0], got[1])
+                if isinstance(handed, _Gone):
+                    await self._recover(inp, symbol, got[0], got[1])
+                    handed = await self._handed_state(inp, symbol, got[0], got[1])
+                state = None if isinstance(handed, _Gone) else handed
+            theirs = CheckpointStore(store.r, self.cfg.prefix, durable_name(self.name, *frm))
+            saved = (await self._wait_for(f"{frm}'s checkpoint", lambda: theirs.load(inp.stream))
+                     ).get(symbol)
+            if saved is not None and start < saved[0] <= fence and seat_of(symbol, saved[0], history) == frm:
+                start, state = saved
+            if state is not None:
+                self._load(inp, symbol, state, f"{symbol}'s state of {frm} at {start}")
+        replayed = await self._replay_symbol(inp, symbol, start, fence)
+        if ck is not None and store is not None:
+            held = symbol in ck.target.checkpoint_symbols()
+            blob = msgspec.msgpack.encode(_HandOff(ck.target.dump_state(symbol) if held else None))
+            await self._put_handoff(inp, symbol, fence, blob)
+        log.info("symbol recovered from a replica gone", extra={
+            "symbol": symbol, "fence": fence, "from": frm, "base": start, "replayed": replayed})
+
+    async def _replay_symbol(self, inp: StreamInput, symbol: str, after: int, upto: int) -> int:
+        """Handle ``symbol``'s messages of ``inp`` in ``(after, upto]`` again, publishing."""
+        assert self.bus is not None
+        js, stream = self.bus.js, self.bus.subjects.stream(inp.stream)
+        found: dict[int, Any] = {}
+        for pattern in inp.filters:  # the symbol is a subject's last token
+            subject, seq = f"{pattern.rsplit('.', 1)[0]}.{symbol}", after + 1
+            while seq <= upto:
+                try:
+                    raw = await js.get_msg(stream, seq, subject=subject, next=True)
+                except NotFoundError:
+                    break
+                if raw.seq is None or raw.seq > upto:
+                    break
+                found[raw.seq] = raw
+                seq = raw.seq + 1
+        kind = inp.stream.lower()
+        for seq in sorted(found):
+            raw = found[seq]
+            try:
+                msg = inp.decoder.decode(raw.data or b"") if inp.decoder else None
+                route = inp.route_for(msg, raw.subject or "")
+                if route.admit and self.admission_error(msg) is not None:
+                    continue
+                outputs = await route.handler(msg, Delivery(raw.subject or "", stream, seq, 1))
+            except InvalidMessage:
+                continue  # it went to the dead-letter subject the first time
+            for n, out in enumerate(outputs):
+                await self.publish(out, msg_id=f"{self.name}:{stream}:{seq}:{n}")
+            self.metrics.messages.labels(route.kind or kind, self.metrics.symbol(symbol),
+                                         self.cfg.lane, "replayed").inc()
+        return len(found)
 
     async def _hand_over(self, inp: StreamInput) -> None:
         """Write the state of every symbol that left this lane at a fence its ack floor reached.
@@ -620,6 +755,9 @@ class Service:
         """
         ck, store = inp.checkpointing, self._checkpoints
         due = [(f, sym) for f, sym in inp.losses if inp.handed < f <= inp.high]
+        history = self._histories.get(inp.stream, ())
+        while due and gone_at(self.seat, due[0][0], history):
+            inp.handed = due.pop(0)[0]  # taken out of the lane: the gaining replica recovers it
         if not due:
             return
         if ck is None or store is None:
@@ -636,15 +774,19 @@ class Service:
             await self._adopt(inp, symbol, fence)  # this lane's own copy must be current first
             held = symbol in ck.target.checkpoint_symbols()
             blob = msgspec.msgpack.encode(_HandOff(ck.target.dump_state(symbol) if held else None))
-            key = self._handoff_key(inp.stream, symbol, fence)
-
-            async def put(key: str = key, blob: bytes = blob) -> bool:
-                await store.r.set(key, blob, nx=True)  # the first copy stays (a redelivery's too)
-                return True
-
-            await self._wait_for(f"hand-off of {symbol} at {fence} to be written", put)
+            await self._put_handoff(inp, symbol, fence, blob)
             inp.handed = fence
             log.info("symbol handed over", extra={"symbol": symbol, "fence": fence})
+
+    async def _put_handoff(self, inp: StreamInput, symbol: str, fence: int, blob: bytes) -> None:
+        assert self._checkpoints is not None
+        r, key = self._checkpoints.r, self._handoff_key(inp.stream, symbol, fence)
+
+        async def put() -> bool:
+            await r.set(key, blob, nx=True)  # the first copy stays (a redelivery's, a recovery's)
+            return True
+
+        await self._wait_for(f"hand-off of {symbol} at {fence} to be written", put)
 
     async def _ack_floor(self, stream: str, durable: str) -> int:
         """Return the stream sequence up to which ``durable`` has acked everything."""
@@ -707,8 +849,8 @@ class Service:
             ck.restored[symbol] = seq
             # the state saved at seq is the lane's own only where the lane owned the symbol then
             # (saves leave out a symbol owned but not yet taken over, see _state_current)
-            if self.owner_of(inp.stream, symbol, seq) == self.cfg.lane:
-                got = acquired(symbol, seq, self._histories.get(inp.stream, ()))
+            if self.mine(inp.stream, symbol, seq):
+                got = seat_acquired(symbol, seq, self._histories.get(inp.stream, ()))
                 inp.adopted[symbol] = got[0] if got else 0
             else:
                 inp.adopted[symbol] = -1  # kept from before a transfer away: never current
@@ -726,7 +868,7 @@ class Service:
             except NotFoundError:
                 continue
             symbol = Subjects.symbol_of(raw.subject or "")
-            if seq <= ck.restored.get(symbol, 0) or self.owner_of(inp.stream, symbol, seq) != self.cfg.lane:
+            if seq <= ck.restored.get(symbol, 0) or not self.mine(inp.stream, symbol, seq):
                 continue
             try:
                 msg = inp.decoder.decode(raw.data or b"") if inp.decoder else None
