@@ -24,8 +24,12 @@ then resume. A replica that does not confirm in time gets the route written back
 message above the fence was delivered meanwhile, so nobody acted on the new one) and the switch
 fails; the consumers are resumed in any case (their pause also expires by itself).
 
-Not here yet (later slices of issue 11): the ``depthflow canary`` commands, replicas of one lane
-(rendezvous assignment, presence with liveness), automatic rollback, pruning old history.
+**Replicas** of a lane (:mod:`depthflow.common.replicas` runs their presence and rebalances):
+an assignment may name each lane's replica set; the owner of a message is then its *seat*
+``(lane, replica)`` (:func:`seat_of`), the replica chosen by :func:`rendezvous` among the set.
+A rebalance is a switch with a new set; the durables of replicas taken out are deleted.
+
+Not here: the ``depthflow`` commands (tools/ctl), automatic rollback, pruning old history.
 """
 
 from __future__ import annotations
