@@ -22,6 +22,7 @@ from depthflow.ai_fusion.config import FusionConfig
 from depthflow.collector.config import CollectorConfig
 from depthflow.common.bootstrap import BootstrapSettings
 from depthflow.common.config import load_config
+from depthflow.common.telemetry import Metrics
 from depthflow.peaks.config import PeaksConfig
 from depthflow.risk.config import RiskConfig
 from tests.deploy.chart import (
@@ -43,7 +44,7 @@ from tests.deploy.chart import (
 #: must be valid there and in the newest schema the package ships.
 KUBE_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
 #: Custom resources: no API schema ships for them; checked by their own assertions below.
-CUSTOM = {"PodMonitor"}
+CUSTOM = {"PodMonitor", "PrometheusRule"}
 #: Each service's config class and the servers its ``__main__`` says it needs.
 LOADERS: dict[str, tuple[type[Any], tuple[str, ...]]] = {
     "collector": (CollectorConfig, ("nats",)),
@@ -146,6 +147,29 @@ def test_scaling_disruption_monitoring_and_hooks_follow_the_lane(
         ports = {p["name"] for p in _container(objs, "Deployment")["ports"]}
         assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} <= ports
     assert "NetworkPolicy" in found
+
+
+def _exposed(service: str, lane: str) -> set[str]:
+    """The sample names the service's /metrics can show (the runtime's Metrics)."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    families = Metrics(service, lane, []).registry.collect()
+    return {f.name + suffix for f in families for suffix in suffixes.get(f.type, ("",))}
+
+
+@pytest.mark.parametrize(("service", "lane", "variant"), CASES)
+def test_alert_rules_query_metrics_the_service_exposes_in_its_lane(
+    service: str, lane: str, variant: str
+) -> None:
+    rules = [o for o in release(service, lane, variant) if o["kind"] == "PrometheusRule"]
+    assert rules, "alerts are on by default"
+    exposed = _exposed(service, lane)
+    alerts = [rule for group in rules[0]["spec"]["groups"] for rule in group["rules"]]
+    for alert in alerts:
+        names = set(re.findall(r"depthflow_\w+", alert["expr"]))
+        assert names, alert["alert"]
+        assert names <= exposed, f"{alert['alert']} queries {sorted(names - exposed)}, not exposed"
+        assert f'lane="{lane}"' in alert["expr"]
+    assert ("DepthflowCanaryWorseThanStable" in {a["alert"] for a in alerts}) == (lane == "canary")
 
 
 def _env(container: Obj, config_path: Path) -> dict[str, str]:
