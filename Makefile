@@ -9,6 +9,7 @@ DURATION ?= 0
 SPEED ?= 1
 REPLAY ?=
 SYMBOLS ?= BTCFDUSD,ETHFDUSD
+CANARY ?=
 ONLY ?=
 PYTEST_ARGS ?=
 
@@ -25,8 +26,8 @@ $(UV):
 install: .venv/.synced  #-- create .venv with every service, the CLI and dev tools
 
 #== Run
-run: install  #-- run the pipeline on embedded servers (DURATION=60, REPLAY="file ..." SYMBOLS=BTCUSDT)
-	@$(RUN) depthflow --symbols $(SYMBOLS) up --duration $(DURATION) --speed $(SPEED) $(foreach f,$(REPLAY),--replay $(f))
+run: install  #-- run the pipeline on embedded servers (DURATION=60, REPLAY="file ..." SYMBOLS=BTCUSDT CANARY=peaks:ETHFDUSD)
+	@$(RUN) depthflow --symbols $(SYMBOLS) up --duration $(DURATION) --speed $(SPEED) $(foreach f,$(REPLAY),--replay $(f)) $(if $(CANARY),--canary $(CANARY))
 
 down: install  #-- stop a detached pipeline and its servers (data is kept in .state)
 	@$(RUN) depthflow down

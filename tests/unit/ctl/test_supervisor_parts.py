@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from depthflow.ctl.stack import Backoff, ServiceProcess, ServiceStack
+from depthflow.ctl.stack import Backoff, ServiceProcess, ServiceStack, Want
 from depthflow.ctl.supervisor import RunLock, StopSignals
 
 
@@ -67,8 +67,8 @@ def test_a_crashed_service_is_restarted_after_its_backoff_and_a_finished_collect
     stack = ServiceStack(tmp_path, Backoff(base_s=5.0, cap_s=5.0, stable_s=60.0))
     spawned: list[str] = []
 
-    def spawn(name: str, port: int) -> ServiceProcess:
-        spawned.append(name)
+    def spawn(want: Want, port: int) -> ServiceProcess:
+        spawned.append(want.key)
         return _child("import time; time.sleep(60)")
 
     monkeypatch.setattr(stack, "_spawn", spawn)

@@ -3,6 +3,12 @@
     depthflow up [--duration S] [--speed X] [--detach]   servers + bootstrap + five services + summary;
                  [--replay FILE]...                     restarts a crashed service; Ctrl-C stops all;
                                                         a replay symbol without a book fails the run
+                 [--canary SERVICE[:SYMBOLS]]           + a canary lane of SERVICE owning SYMBOLS,
+                 [--canary-set DEPTHFLOW_X=V]...        with its own settings; rolled back by itself
+                                                        when worse than stable (--canary-max-*)
+    depthflow canary status|route|promote|rollback SERVICE [SYMBOLS]
+                                                        move symbols between lanes at a fence
+    depthflow scale SERVICE N                           run N replicas of SERVICE's stable lane
     depthflow down                                      stop services, then servers; nothing is lost
     depthflow status                                    the live summary once
     depthflow bootstrap                                 create/update streams (sized from the plan) and KV
@@ -17,6 +23,7 @@ import os
 from pathlib import Path
 
 from depthflow.ctl.commands.bootstrap import cmd_bootstrap
+from depthflow.ctl.commands.canary import add_commands, add_up_options
 from depthflow.ctl.commands.lifecycle import cmd_down, cmd_status, cmd_up
 from depthflow.ctl.commands.plot import cmd_plot
 from depthflow.ctl.commands.trading import cmd_state
@@ -41,6 +48,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--detach", action="store_true", help="leave it running in the background")
     up.add_argument("--keep-servers", action="store_true", help="do not stop the servers at the end")
     up.add_argument("--supervisor", action="store_true", help=argparse.SUPPRESS)  # what --detach runs
+    add_up_options(up)
     up.set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop services and servers").set_defaults(fn=cmd_down)
     sub.add_parser("status", help="print the summary once").set_defaults(fn=cmd_status)
@@ -55,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
                       help="with --replay: stop this many seconds of recorded time after the first frame")
     plot.add_argument("--out", type=Path, metavar="DIR", help="output folder (<state>/plots)")
     plot.set_defaults(fn=cmd_plot)
+    add_commands(sub)
     return p
 
 

@@ -8,6 +8,11 @@ Like Kubernetes, the stack restarts a service that exits unexpectedly (:meth:`Se
 supervise`), after a back-off that doubles per consecutive failure up to a cap and starts over
 once the service has run for a while, so a crash loop neither spins nor gives up. A collector
 that finished its source (exit 0) is done, not crashed.
+
+A service may run as several processes: replicas of its stable lane (``DEPTHFLOW_REPLICA``) and
+a canary lane (``DEPTHFLOW_LANE``), each with its own settings. :meth:`ServiceStack.reconcile`
+makes the running processes what a :class:`Want` list says (the supervisor derives it from the
+state folder's topology, see ``topology.py``), as a Kubernetes controller would.
 """
 
 from __future__ import annotations
@@ -24,8 +29,29 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from depthflow.common.routing import STABLE
 from depthflow.ctl.control import SERVICES
 from depthflow.devstack import ServerUrls, free_port
+
+
+def process_key(name: str, lane: str = STABLE, replica: str = "0") -> str:
+    """A process's name in records, logs and exit codes: the service's own for its first stable
+    replica (as before lanes), else ``<service>.<lane>.<replica>``."""
+    return name if (lane, replica) == (STABLE, "0") else f"{name}.{lane}.{replica}"
+
+
+@dataclass(frozen=True)
+class Want:
+    """One process the supervisor should run: a replica of a service's lane, with its settings."""
+
+    name: str
+    lane: str = STABLE
+    replica: str = "0"
+    env: tuple[tuple[str, str], ...] = ()  # this process's own DEPTHFLOW_* settings, sorted
+
+    @property
+    def key(self) -> str:
+        return process_key(self.name, self.lane, self.replica)
 
 
 @dataclass
@@ -34,11 +60,23 @@ class ServiceProcess:
     pid: int
     port: int
     log_path: Path
+    lane: str = STABLE
+    replica: str = "0"
+    env: tuple[tuple[str, str], ...] = ()
+    ready: bool = False
     started: float = field(default_factory=time.monotonic)
     restarts: int = 0
     failures: int = 0  # consecutive exits, for the back-off; 0 again after a stable run
     restart_at: float | None = None  # monotonic time of a pending restart
     done: bool = False  # finished on purpose (a collector at the end of its source)
+
+    @property
+    def key(self) -> str:
+        return process_key(self.name, self.lane, self.replica)
+
+    @property
+    def want(self) -> Want:
+        return Want(self.name, self.lane, self.replica, self.env)
 
 
 class StartInterrupted(RuntimeError):
@@ -93,17 +131,68 @@ class ServiceStack:
         for name in order:
             if should_stop():
                 raise StartInterrupted(f"stop asked for before {name} started")
-            sp = self._spawn(name, free_port())
-            self.procs.append(sp)
-            self._save()
-            on_progress(f"starting {name} (pid {sp.pid}, http :{sp.port})")
-            self._wait_ready(sp, ready_timeout, should_stop)
-            on_progress(f"{name} ready")
+            self._start_one(Want(name), ready_timeout, should_stop, on_progress)
         return self.procs
 
-    def _spawn(self, name: str, port: int) -> ServiceProcess:
+    def _start_one(self, want: Want, ready_timeout: float, should_stop: Callable[[], bool],
+                   on_progress: Callable[[str], None]) -> ServiceProcess:
+        sp = self._spawn(want, free_port())
+        self.procs.append(sp)
+        self._save()
+        on_progress(f"starting {sp.key} (pid {sp.pid}, http :{sp.port})")
+        self._wait_ready(sp, ready_timeout, should_stop)
+        sp.ready = True
+        self._save()
+        on_progress(f"{sp.key} ready")
+        return sp
+
+    def reconcile(
+        self,
+        wanted: list[Want],
+        on_progress: Callable[[str], None] = lambda _: None,
+        ready_timeout: float = 60.0,
+        before_stop: Callable[[ServiceProcess], None] = lambda _: None,
+    ) -> list[ServiceProcess]:
+        """Make the processes of the services named in ``wanted`` the ``wanted`` ones: stop
+        (draining) every one not wanted or wanted with other settings, then start the missing
+        ones, each until ready.
+
+        Return the processes stopped (the caller retires what left the bus: a lane's durables,
+        a replica's route confirmations). Raises ``RuntimeError`` when a process does not
+        become ready; what was started stays in :attr:`procs` (supervised as any other).
+        ``before_stop`` sees each process before it is stopped (its last metrics reading).
+        """
+        want = {w.key: w for w in wanted}
+        managed = {w.name for w in wanted}  # another service's processes are left alone
+        stopped = [p for p in self.procs
+                   if p.name in managed and want.get(p.key) != p.want and not p.done]
+        for p in stopped:
+            self.procs.remove(p)
+            self._save()
+            if p.restart_at is None:
+                before_stop(p)
+                _signal(p.pid, signal.SIGTERM)
+                code = _wait(p.pid, 30.0)
+                if code is None:
+                    _signal(p.pid, signal.SIGKILL)
+                    code = _wait(p.pid, 5.0)
+                on_progress(f"{p.key} stopped (pid {p.pid}, exit {code})")
+            self.exit_codes.pop(p.key, None)
+        have = {p.key for p in self.procs}
+        for w in wanted:
+            if w.key not in have:
+                self._start_one(w, ready_timeout, lambda: False, on_progress)
+        return stopped
+
+    def _spawn(self, want: Want, port: int) -> ServiceProcess:
+        name = want.name
         child_env = {**self._env, f"DEPTHFLOW_{name.upper().replace('-', '_')}_RUNTIME__HTTP_PORT": str(port)}
-        log_path = self.logs / f"{name}.log"
+        if want.lane != STABLE:  # set only when not the default: a caller's own setting stays
+            child_env["DEPTHFLOW_LANE"] = want.lane
+        if want.replica != "0":
+            child_env["DEPTHFLOW_REPLICA"] = want.replica
+        child_env.update(want.env)
+        log_path = self.logs / f"{want.key}.log"
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", module_of(name)],
@@ -113,25 +202,25 @@ class ServiceStack:
                 env=child_env,
                 start_new_session=True,
             )
-        return ServiceProcess(name, proc.pid, port, log_path)
+        return ServiceProcess(name, proc.pid, port, log_path, want.lane, want.replica, want.env)
 
     def _wait_ready(self, sp: ServiceProcess, timeout: float, should_stop: Callable[[], bool]) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             code = _reap(sp.pid)
             if code is not None:
-                self.exit_codes[sp.name] = code
+                self.exit_codes[sp.key] = code
                 if sp.name == "collector" and code == 0:
                     sp.done = True  # a short replay can end before it is seen ready: done, not failed
                     return
                 tail = sp.log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{sp.name} exited with {code}:\n{tail}")
+                raise RuntimeError(f"{sp.key} exited with {code}:\n{tail}")
             if should_stop():
                 raise StartInterrupted(f"stop asked for while {sp.name} was starting")
             if readyz(sp.port):
                 return
             time.sleep(0.2)
-        raise RuntimeError(f"{sp.name} not ready after {timeout:.0f}s; see {sp.log_path}")
+        raise RuntimeError(f"{sp.key} not ready after {timeout:.0f}s; see {sp.log_path}")
 
     def source_done(self) -> bool:
         """Whether the collector finished its source (a replay reached its end)."""
@@ -154,7 +243,7 @@ class ServiceStack:
                     if p.failures and now - p.started >= self.backoff.stable_s:
                         p.failures = 0  # it ran long enough: the next crash starts the back-off over
                     continue
-                self.exit_codes[p.name] = code
+                self.exit_codes[p.key] = code
                 if p.name == "collector" and code == 0:
                     p.done = True
                     events.append("the collector finished its source; the rest of the pipeline runs on")
@@ -162,24 +251,25 @@ class ServiceStack:
                 p.failures += 1
                 delay = self.backoff.delay(p.failures)
                 p.restart_at = now + delay
-                events.append(f"{p.name} (pid {p.pid}) exited with {code}; restarting in {delay:g}s"
+                events.append(f"{p.key} (pid {p.pid}) exited with {code}; restarting in {delay:g}s"
                               f" (see {p.log_path})")
             elif now >= p.restart_at:
-                fresh = self._spawn(p.name, p.port)
+                fresh = self._spawn(p.want, p.port)
                 fresh.restarts, fresh.failures = p.restarts + 1, p.failures
                 self.procs[i] = fresh
-                self.exit_codes.pop(p.name, None)
+                self.exit_codes.pop(p.key, None)
                 self._save()
-                events.append(f"{p.name} restarted (pid {fresh.pid}, restart #{fresh.restarts})")
+                events.append(f"{p.key} restarted (pid {fresh.pid}, restart #{fresh.restarts})")
         return events
 
     @property
     def restarts(self) -> dict[str, int]:
         """Restarts per service so far (services never restarted are left out)."""
-        return {p.name: p.restarts for p in self.procs if p.restarts}
+        return {p.key: p.restarts for p in self.procs if p.restarts}
 
     def _save(self) -> None:
-        data = [{"name": p.name, "pid": p.pid, "port": p.port, "restarts": p.restarts} for p in self.procs]
+        data = [{"name": p.name, "pid": p.pid, "port": p.port, "restarts": p.restarts, "lane": p.lane,
+                 "replica": p.replica, "env": dict(p.env), "ready": p.ready} for p in self.procs]
         tmp = self.record.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(self.record)
@@ -188,11 +278,14 @@ class ServiceStack:
         """Read the record left by another ``depthflow`` process."""
         if not self.record.exists():
             return []
-        self.procs = [
-            ServiceProcess(d["name"], d["pid"], d["port"], self.logs / f"{d['name']}.log",
-                           restarts=d.get("restarts", 0))
-            for d in json.loads(self.record.read_text())
-        ]
+        self.procs = []
+        for d in json.loads(self.record.read_text()):
+            lane, replica = d.get("lane", STABLE), d.get("replica", "0")
+            log = self.logs / f"{process_key(d['name'], lane, replica)}.log"
+            self.procs.append(ServiceProcess(
+                d["name"], d["pid"], d["port"], log, lane, replica,
+                tuple(sorted(d.get("env", {}).items())), d.get("ready", False),
+                restarts=d.get("restarts", 0)))
         return self.procs
 
     def running(self) -> list[ServiceProcess]:
@@ -213,12 +306,12 @@ class ServiceStack:
                 _signal(p.pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
             for p in batch:
-                codes[p.name] = _wait(p.pid, max(0.0, deadline - time.monotonic()))
-                if codes[p.name] is None:
+                codes[p.key] = _wait(p.pid, max(0.0, deadline - time.monotonic()))
+                if codes[p.key] is None:
                     _signal(p.pid, signal.SIGKILL)
                     _wait(p.pid, 5.0)
         for p in self.procs:
-            codes.setdefault(p.name, self.exit_codes.get(p.name))
+            codes.setdefault(p.key, self.exit_codes.get(p.key))
         self.record.unlink(missing_ok=True)
         self.procs = []
         return codes
@@ -229,8 +322,8 @@ class ServiceStack:
         for p in self.procs:
             code = _reap(p.pid)
             if code is not None:
-                self.exit_codes.setdefault(p.name, code)
-            out[p.name] = p.name not in self.exit_codes and _exists(p.pid)
+                self.exit_codes.setdefault(p.key, code)
+            out[p.key] = p.key not in self.exit_codes and _exists(p.pid)
         return out
 
 

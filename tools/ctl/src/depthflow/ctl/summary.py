@@ -7,6 +7,7 @@ relative to a baseline taken at start, so a state folder reused across runs repo
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,8 +21,11 @@ from nats.js.errors import NotFoundError
 from depthflow.collector.replay_report import ReplayReport, ReplayWarning
 from depthflow.common.bus import Bus
 from depthflow.common.codec import Decoder
+from depthflow.common.config import SERVICES
 from depthflow.common.messages import SignalFused, ZonesDetected
+from depthflow.common.routing import STABLE, RouteStore
 from depthflow.common.subjects import STREAM_DOMAINS, ParsedSubject, Subjects
+from depthflow.ctl.lanemetrics import Reading
 from depthflow.ctl.prices import format_price
 from depthflow.risk.readmodel import decision_counts, latest_equity
 
@@ -44,6 +48,7 @@ class Snapshot:
     equity: float | None = None
     zones: dict[str, ZonesDetected] = field(default_factory=dict)
     signals: dict[str, SignalFused] = field(default_factory=dict)
+    routes: dict[str, dict[str, str]] = field(default_factory=dict)  # service -> symbol -> lane
 
     def minus(self, base: Snapshot) -> Snapshot:
         def sub(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
@@ -59,6 +64,7 @@ class Snapshot:
             equity=self.equity,
             zones=self.zones,
             signals=self.signals,
+            routes=self.routes,
         )
 
     def totals(self) -> dict[str, int]:
@@ -82,6 +88,11 @@ async def collect(bus: Bus, postgres_url: str, venue: str) -> Snapshot:
             continue
         for subject, parsed in count_subjects(snap, subj, info.state.subjects or {}):
             await _latest(bus, name, subject, parsed, snap)
+    for service in SERVICES:
+        with contextlib.suppress(RuntimeError, ValueError):  # no bucket yet, or unreadable
+            route, _ = await (await RouteStore.open(bus, service)).read()
+            if route is not None and route.current():
+                snap.routes[service] = route.current()
     conn = await asyncpg.connect(postgres_url, timeout=5)
     try:
         for symbol, counts in (await decision_counts(conn, venue)).items():
@@ -130,8 +141,47 @@ async def _latest(bus: Bus, stream: str, subject: str, parsed: ParsedSubject, sn
         snap.signals[parsed.symbol] = _signal.decode(raw.data or b"")
 
 
-def render(snap: Snapshot, symbols: list[str], elapsed: float, restarts: dict[str, int] | None = None) -> str:
-    """Return the human summary: one block per symbol (and the supervisor's restarts, if any)."""
+class LaneCounts(msgspec.Struct, frozen=True):
+    """What one lane of a service owns and did (from its processes' metrics, since they started)."""
+
+    symbols: list[str]  # owned now, by the route
+    handled: dict[str, int]  # symbol -> messages handled
+    skipped: int  # messages of symbols other lanes own
+    dead_letters: int
+    processes: int
+
+
+def lane_counts(
+    routes: Mapping[str, Mapping[str, str]], readings: Mapping[tuple[str, str], Reading],
+    processes: Mapping[tuple[str, str], int], symbols: list[str],
+) -> dict[str, dict[str, LaneCounts]]:
+    """Service -> lane -> :class:`LaneCounts`, for every service with a reading."""
+    out: dict[str, dict[str, LaneCounts]] = {}
+    for (service, lane), r in sorted(readings.items()):
+        current = routes.get(service, {})
+        owned = sorted(s for s in set(symbols) | set(current) if current.get(s, STABLE) == lane)
+        out.setdefault(service, {})[lane] = LaneCounts(
+            symbols=owned, handled={s: r.handled(s) for s in sorted(set(symbols) | set(r.counts))},
+            skipped=int(r.outcome("skipped")), dead_letters=int(r.outcome("dead_letter")),
+            processes=processes.get((service, lane), 0))
+    return out
+
+
+def render_lanes(lanes: Mapping[str, Mapping[str, LaneCounts]]) -> list[str]:
+    """One line per lane: the symbols it owns, what it handled per symbol, skipped, dead letters."""
+    lines = []
+    for service, by_lane in lanes.items():
+        for lane, c in by_lane.items():
+            handled = "  ".join(f"{s} {n}" for s, n in c.handled.items())
+            lines.append(f"  {service:<10} {lane:<6} x{c.processes}  owns {','.join(c.symbols) or '-':<20}"
+                         f"  handled {handled}  skipped {c.skipped}  dead letters {c.dead_letters}")
+    return lines
+
+
+def render(snap: Snapshot, symbols: list[str], elapsed: float, restarts: dict[str, int] | None = None,
+           lanes: Mapping[str, Mapping[str, LaneCounts]] | None = None) -> str:
+    """Return the human summary: one block per symbol (and the supervisor's restarts, and each
+    lane of the services running lanes or replicas, if any)."""
     lines = [f"depthflow — {elapsed:5.0f}s   equity {snap.equity or 0:,.2f}   "
              f"dead letters {snap.dead_letters}"]
     if restarts:
@@ -152,6 +202,9 @@ def render(snap: Snapshot, symbols: list[str], elapsed: float, restarts: dict[st
             lines.append(
                 f"             signal {s.side:<4} score {s.score:+.3f} mode {s.mode}"
             )
+    if lanes:
+        lines.append("  lanes")
+        lines += render_lanes(lanes)
     return "\n".join(lines)
 
 
@@ -168,13 +221,16 @@ def _zones_line(z: ZonesDetected) -> str:
 
 
 def final_json(
-    snap: Snapshot, restarts: dict[str, int] | None = None, warnings: list[ReplayWarning] | None = None
+    snap: Snapshot, restarts: dict[str, int] | None = None, warnings: list[ReplayWarning] | None = None,
+    lanes: Mapping[str, Mapping[str, LaneCounts]] | None = None,
 ) -> str:
     """The last line of a run: one JSON object of counts per stage, signals, orders, fills, how
-    often the supervisor restarted each service, and the run's warnings (a replay's symbols
-    without a book, each with the reason)."""
+    often the supervisor restarted each service, the run's warnings (a replay's symbols
+    without a book, each with the reason) and, per service that ran lanes or replicas, each
+    lane's symbols and counts."""
     return json.dumps({**snap.totals(), "restarts": restarts or {},
-                       "warnings": msgspec.to_builtins(warnings or [])}, sort_keys=True)
+                       "warnings": msgspec.to_builtins(warnings or []),
+                       "lanes": msgspec.to_builtins(lanes or {})}, sort_keys=True)
 
 
 def read_replay_report(path: Path) -> ReplayReport | None:

@@ -42,9 +42,10 @@ class RunLock:
         self._write({"pid": os.getpid(), "ready": False, "started_at": time.time()})
         return True
 
-    def mark_ready(self) -> None:
-        """Say that servers and services are up (what a detached ``up`` waits for)."""
-        self._write({**self.read(), "ready": True})
+    def mark_ready(self, **facts: Any) -> None:
+        """Say that servers and services are up (what a detached ``up`` waits for), with facts
+        the operator commands need (the run's symbols)."""
+        self._write({**self.read(), **facts, "ready": True})
 
     def release(self) -> None:
         if self._fh is None:

@@ -14,18 +14,30 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from depthflow.collector.recording import Recording, RecordingRefused
 from depthflow.collector.replay_report import ReplayWarning
 from depthflow.common.config import ConfigError
+from depthflow.ctl.canary import Refused
 from depthflow.ctl.commands.bootstrap import bootstrap_streams
+from depthflow.ctl.commands.canary import canary_argv, canary_spec, guard_settings
 from depthflow.ctl.commands.console import say
 from depthflow.ctl.commands.servers import server_urls, snapshot, try_snapshot
 from depthflow.ctl.drain import drained
+from depthflow.ctl.operate import LaneOperator
 from depthflow.ctl.stack import ServiceStack, StartInterrupted
 from depthflow.ctl.streamplan import PlannedStreams, half_free_disk_gib, plan_streams
-from depthflow.ctl.summary import Snapshot, final_json, read_replay_report, render, replay_warnings
+from depthflow.ctl.summary import (
+    LaneCounts,
+    Snapshot,
+    final_json,
+    lane_counts,
+    read_replay_report,
+    render,
+    replay_warnings,
+)
 from depthflow.ctl.supervisor import RunLock, StopSignals, wait_gone
 from depthflow.devstack import EmbeddedServers, require_nats_version
 
@@ -86,6 +98,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.replay and (why := _replay_refusal(args.replay)) is not None:
         say(why)
         return 2
+    try:  # a bad canary or guard setting stops start-up before anything starts
+        args.canary = canary_spec(args.canary_spec, args.canary_set, args.symbols.split(","))
+        args.guard = guard_settings(args)
+    except Refused as exc:
+        say(f"refused: {exc}")
+        return 2
     try:  # before any server starts: a budget that cannot keep the streams is refused up front
         streams = plan_streams(len(args.symbols.split(",")), half_free_disk_gib(state))
     except (ConfigError, ValueError) as exc:
@@ -122,10 +140,18 @@ def _supervise(args: argparse.Namespace, streams: PlannedStreams, lock: RunLock,
             EmbeddedServers(state / "servers").stop()
             say("servers stopped; data kept in the state folder")
 
+    lanes = LaneOperator(stack, state, urls.nats, args.prefix, say, args.guard)
     try:
         bootstrap_streams(urls.nats, args.prefix, args.venue, streams)
         baseline = snapshot(urls, args.prefix, args.venue)
         stack.start(urls, _service_env(args, symbols), on_progress=say, should_stop=stop)
+        lanes.apply()  # the replicas and canaries the state folder's topology keeps
+        for service, shape in lanes.file.read().services.items():
+            if shape.canary is not None and service != (args.canary or [None])[0]:
+                say(f"{service}: canary kept from an earlier run; `depthflow canary rollback "
+                    f"{service}` stops it")
+        if args.canary:
+            lanes.start_canary(*args.canary)
     except StartInterrupted:
         baseline = Snapshot()
     except Exception as exc:
@@ -135,7 +161,7 @@ def _supervise(args: argparse.Namespace, streams: PlannedStreams, lock: RunLock,
         return 1
     started = time.monotonic()
     if not stop():
-        lock.mark_ready()
+        lock.mark_ready(symbols=symbols)
         say("pipeline running" + (f" for {args.duration:.0f}s" if args.duration else "")
             + ("; `depthflow down` stops" if args.supervisor else "; Ctrl-C stops"))
     tty = sys.stdout.isatty()
@@ -146,6 +172,7 @@ def _supervise(args: argparse.Namespace, streams: PlannedStreams, lock: RunLock,
         time.sleep(0.5)
         for event in stack.supervise():
             say(event)
+        lanes.tick()
         now = time.monotonic() - started
         if args.replay and not args.duration and stack.source_done():
             # three times in a row, half a second apart: a message between stages is not the end
@@ -156,11 +183,13 @@ def _supervise(args: argparse.Namespace, streams: PlannedStreams, lock: RunLock,
         if now >= next_print:
             snap = try_snapshot(urls, args.prefix, args.venue)
             if snap is not None:
-                text = render(snap.minus(baseline), symbols, now, stack.restarts)
+                per_lane = _lanes(lanes, snap, symbols)
+                text = render(snap.minus(baseline), symbols, now, stack.restarts, per_lane)
                 print(("\x1b[2J\x1b[H" if tty else "") + text, flush=True)
             next_print = now + (2.0 if tty else 10.0)
     say(f"{stop.received or ended or 'time is up'}: stopping services (draining) ...")
     restarts = stack.restarts
+    lanes.ledger.observe(stack.procs)  # the processes' counters are gone once they stop
     codes = stack.stop()
     say("service exit codes: " + ", ".join(f"{k}={v}" for k, v in codes.items()))
     final = try_snapshot(urls, args.prefix, args.venue)
@@ -169,9 +198,15 @@ def _supervise(args: argparse.Namespace, streams: PlannedStreams, lock: RunLock,
     warnings = _replay_outcome(state, final, symbols) if args.replay else []
     if final is not None:
         print("\nfinal summary")
-        print(render(final, symbols, time.monotonic() - started, restarts))
-        print(final_json(final, restarts, warnings), flush=True)
+        per_lane = _lanes(lanes, final, symbols)
+        print(render(final, symbols, time.monotonic() - started, restarts, per_lane))
+        print(final_json(final, restarts, warnings, per_lane), flush=True)
     return 0 if all(c == 0 for c in codes.values()) and not warnings else 1
+
+
+def _lanes(lanes: LaneOperator, snap: Snapshot, symbols: list[str]) -> dict[str, dict[str, LaneCounts]]:
+    processes = Counter((w.name, w.lane) for w in lanes.file.read().wanted())
+    return lane_counts(snap.routes, lanes.ledger.totals(), processes, symbols)
 
 
 def _service_env(args: argparse.Namespace, symbols: list[str]) -> dict[str, str]:
@@ -206,6 +241,7 @@ def _detach(args: argparse.Namespace) -> int:
             "--speed", str(args.speed), "--seed", str(args.seed), "--supervisor"]
     argv += [a for r in args.replay for a in ("--replay", str(Path(r).resolve()))]
     argv += ["--keep-servers"] if args.keep_servers else []
+    argv += canary_argv(args)
     offset = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

@@ -1,0 +1,159 @@
+"""A service's lanes as the bus sees them: their durables, the route, the confirmations; and the
+bus-side steps of starting and retiring a lane (the process side is the supervisor's).
+
+Why a lane is retired on the bus when its processes stop: a durable nobody reads keeps counting
+pending messages (a finished replay would never look drained) and its replicas' confirmations
+stay behind at an old revision (every later switch would wait for them in vain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
+
+import msgspec
+from nats.js.api import DeliverPolicy
+from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
+
+from depthflow.common.bus import Bus
+from depthflow.common.routing import STABLE, Route, RouteStore, ack_key
+from depthflow.common.subjects import STREAM_DOMAINS
+
+T = TypeVar("T")
+
+
+class Cursor(msgspec.Struct, frozen=True):
+    """One lane's durable on one input stream."""
+
+    stream: str  # MD, AGG, ...
+    durable: str
+    delivered: int  # highest stream sequence delivered
+    ack_floor: int  # every sequence up to here is acknowledged
+    pending: int  # in the stream, not delivered yet
+    ack_pending: int  # delivered, not acknowledged yet
+    paused: bool
+
+
+class LaneView(msgspec.Struct, frozen=True):
+    """What ``depthflow canary status`` shows of one service."""
+
+    service: str
+    route: Route | None
+    revision: int
+    cursors: dict[str, list[Cursor]]  # lane -> its durables
+    confirmations: dict[str, int]  # <lane>.<replica> -> revision applied
+
+    def owners(self, symbols: list[str]) -> dict[str, list[str]]:
+        """Lane -> the symbols it owns now (stable: every symbol the route does not move)."""
+        current = self.route.current() if self.route else {}
+        out: dict[str, list[str]] = {}
+        for sym in sorted(set(symbols) | set(current)):
+            out.setdefault(current.get(sym, STABLE), []).append(sym)
+        return out
+
+
+def on_bus(nats_url: str, prefix: str, fn: Callable[[Bus], Awaitable[T]], name: str = "depthflow-ctl") -> T:
+    """Run ``fn`` with a bus connected for it (within 5 s), from synchronous code."""
+
+    async def go() -> T:
+        bus = await Bus.connect(nats_url, prefix, name=name, within_s=5.0)
+        try:
+            return await fn(bus)
+        finally:
+            await bus.close()
+
+    return asyncio.run(go())
+
+
+async def cursors(bus: Bus, service: str, lane: str) -> list[Cursor]:
+    """The lane's durable (``<service>-<lane>``) on every stream that has one."""
+    out = []
+    for name in STREAM_DOMAINS:
+        try:
+            info = await bus.js.consumer_info(bus.subjects.stream(name), f"{service}-{lane}")
+        except NotFoundError:
+            continue
+        out.append(Cursor(
+            stream=name, durable=f"{service}-{lane}",
+            delivered=info.delivered.stream_seq or 0 if info.delivered else 0,
+            ack_floor=info.ack_floor.stream_seq or 0 if info.ack_floor else 0,
+            pending=info.num_pending or 0, ack_pending=info.num_ack_pending or 0,
+            paused=bool(info.paused)))
+    return out
+
+
+async def view(bus: Bus, service: str, lanes: tuple[str, ...]) -> LaneView:
+    store = await RouteStore.open(bus, service)
+    route, revision = await store.read()
+    return LaneView(service=service, route=route, revision=revision,
+                    cursors={lane: await cursors(bus, service, lane) for lane in lanes},
+                    confirmations=await store.confirmations(lanes))
+
+
+async def wait_passed(bus: Bus, service: str, lane: str, fences: Mapping[str, int],
+                      within_s: float, poll_s: float = 0.2) -> None:
+    """Wait until ``lane`` has acknowledged a message past each stream's fence.
+
+    Why: a lane losing symbols at a fence hands their state over when it handles its first
+    message past it (runtime ``_hand_over``); stopped before that, it would leave the gaining
+    lane waiting for the state forever. Raises ``TimeoutError`` naming the stream that did not
+    move (an idle stream: no message past the fence has come yet).
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        behind = [c for c in await cursors(bus, service, lane)
+                  if c.stream in fences and c.ack_floor <= fences[c.stream]]
+        if not behind:
+            return
+        if time.monotonic() >= deadline:
+            c = behind[0]
+            raise TimeoutError(f"{c.durable} has not handled a message past the fence on {c.stream} "
+                               f"(ack floor {c.ack_floor}, fence {fences[c.stream]}) within {within_s:g}s"
+                               " (is anything flowing?)")
+        await asyncio.sleep(poll_s)
+
+
+async def prepare(bus: Bus, service: str, lane: str) -> list[str]:
+    """Create ``lane``'s durables, reading from now on, where missing; return those created.
+
+    Why here and not left to the lane's first start: the route keeps the history of earlier
+    canaries, and a lane created by the runtime starts where the route first gave it a symbol,
+    which for a second canary is the first one's old fence: it would handle old messages again.
+    Each durable copies the stable lane's config (filters never empty) and starts at new ones.
+    """
+    made = []
+    for name in STREAM_DOMAINS:
+        stream = bus.subjects.stream(name)
+        try:
+            base = (await bus.js.consumer_info(stream, f"{service}-{STABLE}")).config
+        except NotFoundError:
+            continue
+        with contextlib.suppress(NotFoundError):
+            await bus.js.consumer_info(stream, f"{service}-{lane}")
+            continue
+        durable = f"{service}-{lane}"
+        cfg = dataclasses.replace(base, name=durable, durable_name=durable, deliver_policy=DeliverPolicy.NEW,
+                                  opt_start_seq=None, opt_start_time=None, pause_until=None)
+        await bus.js.add_consumer(stream, cfg)
+        made.append(name)
+    return made
+
+
+async def retire(bus: Bus, service: str, lane: str, replicas: list[str] | None = None) -> None:
+    """Remove the confirmations of ``replicas`` of ``lane`` (None: of all of them, and the lane's
+    durables too: the lane is gone)."""
+    store = await RouteStore.open(bus, service)
+    if replicas is None:
+        for name in STREAM_DOMAINS:
+            with contextlib.suppress(NotFoundError):
+                await bus.js.delete_consumer(bus.subjects.stream(name), f"{service}-{lane}")
+        with contextlib.suppress(NoKeysError):
+            keys = await store.kv.keys()
+            replicas = [k.rsplit(".", 1)[1] for k in keys if k.startswith(f"{service}.{lane}.")]
+    for replica in replicas or []:
+        with contextlib.suppress(KeyNotFoundError, NotFoundError):
+            await store.kv.delete(ack_key(service, lane, replica))
