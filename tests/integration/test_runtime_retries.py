@@ -6,8 +6,6 @@ handler. Every outcome is counted on /metrics, and the service keeps consuming t
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import time
 from collections import defaultdict
 
@@ -19,6 +17,7 @@ from depthflow.common.config import RuntimeConfig
 from depthflow.common.messages import DeadLetter, DepthSnapshot, f64_bytes
 from depthflow.common.runtime import Delivery, Output, Service
 from tests.conftest import read_all, subject_count, wait_for
+from tests.integration.inprocess import running
 
 SYM = "BTCFDUSD"
 
@@ -62,9 +61,8 @@ async def test_retry_with_backoff_then_dead_letter_after_max_deliver(bus, isolat
         return []
 
     service.consume("MD", service.subjects.md_depth(), DepthSnapshot, handler, "depth")
-    running = asyncio.create_task(service.run())
     subject = bus.subjects.md_depth("binance", SYM)
-    try:
+    async with running(service):
         for uid in (1, 2):
             await bus.js.publish(subject, encode(depth(uid)))
         await bus.js.publish(subject, encode(depth(3, symbol="ETHFDUSD")))  # on BTC's subject
@@ -90,9 +88,3 @@ async def test_retry_with_backoff_then_dead_letter_after_max_deliver(bus, isolat
         assert mismatch.reason == f"symbol 'ETHFDUSD' does not match subject '{subject}'"
         assert all(d.service == "probe" and d.subject == subject for d in letters.values())
         assert await outcomes(service.http_port) == {"ok": 2, "retry": 4, "dead_letter": 2}
-    finally:
-        service.stop()
-        await asyncio.wait_for(running, 30)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):  # run() took them over in this loop
-            loop.remove_signal_handler(sig)
