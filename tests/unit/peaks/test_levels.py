@@ -96,7 +96,16 @@ def test_value_area_holds_the_fraction_and_contains_the_poc(values, fraction, ro
     assert vol[poc] == vol.max()
     lo, hi = value_area(vol, poc, fraction, rows)
     assert 0 <= lo <= poc <= hi < vol.size
-    assert vol[lo : hi + 1].sum() >= fraction * vol.sum() - 1e-9 * max(1.0, vol.sum())
+    target, slack = fraction * vol.sum(), 1e-9 * max(1.0, vol.sum())
+    assert vol[lo : hi + 1].sum() >= target - slack
+    # and no wider than needed: without the rows its last step added, at one end, it falls short
+    if (lo, hi) != (poc, poc):
+        shorter = []
+        if hi > poc:
+            shorter.append(vol[lo : hi + 1 - min(rows, hi - poc)].sum())
+        if lo < poc:
+            shorter.append(vol[lo + min(rows, poc - lo) : hi + 1].sum())
+        assert min(shorter) < target + slack, "the value area is wider than the fraction needs"
 
 
 # --- volume nodes -----------------------------------------------------------------------------------
