@@ -239,3 +239,38 @@ async def test_an_empty_book_before_any_price_is_published_alone():
     (out,) = await h.on_depth_snapshot(empty, at(1))
     assert out.message.levels_out == 0
     assert ALT not in h.symbols  # no price yet: the size is chosen later
+
+
+# --- what a book message carries beyond its buckets -------------------------------------------------
+
+
+async def test_a_book_carries_its_best_prices_volumes_and_level_counts():
+    """Against sums written out here: per-bucket totals by the Decimal floor of each price (BTC
+    at a 1.0 bucket), the touch from the levels themselves, volumes and counts in and out."""
+    rng = np.random.default_rng(5)
+    snap = book(BTC, 60000.0, 0.01, levels=300)
+    bid_px, ask_px = f64(snap.bid_px), f64(snap.ask_px)
+    bid_qty, ask_qty = rng.uniform(0.001, 3.0, bid_px.size), rng.uniform(0.001, 3.0, ask_px.size)
+    snap = msgspec.structs.replace(snap, bid_qty=f64_bytes(bid_qty), ask_qty=f64_bytes(ask_qty))
+    (out,) = [o.message for o in await handlers().on_depth_snapshot(snap, at(1))]
+    assert out.bucket_size == 1.0
+
+    def per_bucket(px: np.ndarray, qty: np.ndarray) -> dict[float, float]:
+        sums: dict[float, list[float]] = {}
+        for p, q in zip(px.tolist(), qty.tolist(), strict=True):
+            sums.setdefault(float(Decimal(repr(p)) // 1), []).append(q)
+        return {k: math.fsum(v) for k, v in sorted(sums.items())}
+
+    for side_px, side_qty, got_px, got_qty in ((bid_px, bid_qty, out.bid_px, out.bid_qty),
+                                               (ask_px, ask_qty, out.ask_px, out.ask_qty)):
+        want = per_bucket(side_px, side_qty)
+        assert f64(got_px).tolist() == list(want)
+        assert np.allclose(f64(got_qty), list(want.values()), rtol=1e-12, atol=0)
+    assert (out.best_bid, out.best_ask) == (bid_px.max(), ask_px.min())
+    assert out.bid_volume_in == pytest.approx(math.fsum(bid_qty), rel=1e-12)
+    assert out.ask_volume_in == pytest.approx(math.fsum(ask_qty), rel=1e-12)
+    assert out.bid_volume_out == pytest.approx(math.fsum(f64(out.bid_qty)), rel=1e-12)
+    assert out.ask_volume_out == pytest.approx(math.fsum(f64(out.ask_qty)), rel=1e-12)
+    assert out.levels_in == bid_px.size + ask_px.size == 600
+    assert out.levels_out == f64(out.bid_px).size + f64(out.ask_px).size
+    assert (out.known_low, out.known_high) == (snap.known_low, snap.known_high)

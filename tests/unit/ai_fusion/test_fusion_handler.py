@@ -66,3 +66,26 @@ async def test_a_sub_dollar_book_without_zones_is_flat_and_with_zones_trades(lea
 
     again = await deliver(handlers, altcoin(lean, [], []), 3)
     assert (again.side, again.mode) == ("FLAT", "LEARNING")  # losing the zones leaves TRADING
+
+
+async def test_a_signal_names_its_input_keeps_its_prices_and_obeys_the_configured_threshold():
+    """The signal id is the input's stream and sequence, so a redelivery gets the same id (risk
+    decides each id once); header and prices are the zones message's; the side waits for
+    ``action_threshold`` as configured, not a default."""
+    payload = altcoin(1.0, [SUPPORT], [RESISTANCE])
+    msg = Decoder(ZonesDetected).decode(payload)
+    first = FusionHandlers(FusionConfig(), Subjects("t1"))
+    [out] = await first.on_zones_detected(msg, Delivery("s", "PEAKS", 41, 1))
+    [again] = await first.on_zones_detected(msg, Delivery("s", "PEAKS", 41, 2))
+    signal = out.message
+    assert out.subject == Subjects("t1").signal_fused("binance", "ALTBTC")
+    assert signal.signal_id == again.message.signal_id == "PEAKS-41"
+    assert (signal.symbol, signal.venue, signal.ts_event, signal.origin_ts) == (
+        msg.symbol, msg.venue, msg.ts_event, msg.origin_ts)
+    assert (signal.mid, signal.best_bid, signal.best_ask) == (msg.mid, msg.best_bid, msg.best_ask)
+    assert (signal.side, signal.mode) == ("BUY", "TRADING")
+
+    for threshold, side in ((abs(signal.score), "BUY"), (min(1.0, abs(signal.score) * 1.001), "FLAT")):
+        strict = FusionHandlers(FusionConfig(action_threshold=threshold), Subjects(""))
+        held = await deliver(strict, payload, 1)
+        assert (held.score, held.mode, held.side) == (signal.score, "TRADING", side)
