@@ -198,8 +198,9 @@ async def test_a_canary_failing_its_symbols_is_rolled_back_by_the_supervisor(iso
     await bootstrap(isolated.urls.nats, isolated.prefix, "binance", TEST_LIMITS)
     guard = CanaryGuard(window_s=5, min_messages=5)
     sup = Supervisor(isolated, tmp_path / "state", guard)
-    # the canary is configured without ETHFDUSD: every ETHFDUSD message is a dead letter there
-    failing = {"DEPTHFLOW_SYMBOLS": "BTCFDUSD"}
+    # the canary's ETHFDUSD buckets are so fine that its trades would need millions of them:
+    # refused (a dead letter) at the canary, never at stable
+    failing = {"DEPTHFLOW_AGGREGATOR_BUCKET_SIZES": '{"ETHFDUSD": 1e-7}'}
     try:
         await asyncio.to_thread(sup.start, failing, ["ETHFDUSD"])
         feed, stop = Feed(bus), asyncio.Event()
@@ -215,7 +216,7 @@ async def test_a_canary_failing_its_symbols_is_rolled_back_by_the_supervisor(iso
             await publisher
         said = [line for line in sup.lines if "canary rolled back automatically" in line]
         assert said, sup.lines
-        assert "error rate 100.0%" in said[0]
+        assert "error rate " in said[0]
         assert "> 3 x stable's 0.0% (floor 1%) over 5s" in said[0]
         await lane_gone(bus, sup)
         assert await subject_count(bus, "DLQ", bus.subjects.dlq()) > 0

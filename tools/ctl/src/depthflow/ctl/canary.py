@@ -5,13 +5,13 @@ confirmations), and changes processes only through a :class:`Deployer` (the supe
 reconcile, directly or through the topology file), so nothing is handled twice or lost:
 
 - **route**: move SYMBOLS to the canary lane at a fence.
-- **rollback**: move every canary symbol back to stable; wait until the canary has handled a
-  message past that fence (it hands the symbols' state over then); stop the canary and retire
-  its durables and confirmations.
-- **promote**: move every symbol to the canary; wait until stable has passed that fence (it has
-  handed every state over and idles); restart stable's processes with the canary's settings;
-  move every symbol back to the (new) stable; wait until the canary has passed that fence; stop
-  and retire the canary. Why not rename the canary into stable: the lane is the durable's name
+- **rollback**: move every canary symbol back to stable; wait until stable has handled each
+  one's first message past that fence (it waited for the canary's hand-off of the symbol's state
+  before); stop the canary and retire its durables and confirmations.
+- **promote**: move every symbol to the canary; wait until the canary has taken each over the
+  same way (stable has handed every state over and idles); restart stable's processes with the
+  canary's settings; move every symbol back to the (new) stable; wait until stable has taken
+  each over; stop and retire the canary. Why not rename the canary into stable: the lane is the durable's name
   and the checkpoint's key, so a process cannot change lane without its cursor and state; the
   two switches carry both over exactly at fences instead, while the messages keep flowing.
 - **scale**: set the stable lane's replica count (the runtime splits the symbols over them).
@@ -28,13 +28,15 @@ from typing import Protocol
 from depthflow.common.bus import Bus
 from depthflow.common.routing import CANARY, STABLE, RouteConflict, RouteStore, SwitchFailed, switch
 from depthflow.ctl.control import SERVICES
-from depthflow.ctl.lanes import cursors, prepare, retire, wait_passed
+from depthflow.ctl.lanes import cursors, prepare, retire, wait_taken_over
 from depthflow.ctl.stack import ServiceProcess, ServiceStack
 from depthflow.ctl.supervisor import RunLock
 from depthflow.ctl.topology import Lane, Shape, Topology, TopologyFile
 
 #: How long a sequence waits for a lane to pass a fence or for processes to be ready.
 STEP_S = 120.0
+CANARY_HOLDS = "the canary may still hold symbols' state; it keeps running"
+STABLE_HOLDS = "stable may still hold symbols' state; the canary owns every symbol"
 
 
 class Refused(Exception):
@@ -97,9 +99,10 @@ async def _canary_symbols(bus: Bus, service: str) -> list[str]:
     return sorted(s for s, lane in (current.current() if current else {}).items() if lane == CANARY)
 
 
-async def _passed(bus: Bus, service: str, lane: str, fences: dict[str, int], step: str) -> None:
+async def _taken(bus: Bus, service: str, lane: str, symbols: list[str], fences: dict[str, int],
+                 step: str) -> None:
     try:
-        await wait_passed(bus, service, lane, fences, STEP_S)
+        await wait_taken_over(bus, service, lane, symbols, fences, STEP_S)
     except TimeoutError as exc:
         raise Failed(f"{step}: {exc}") from None
 
@@ -112,7 +115,7 @@ async def rollback(bus: Bus, deployer: Deployer, service: str, say: Callable[[st
     if moved:
         fences = await _switch(bus, service, dict.fromkeys(moved, STABLE))
         say(f"{service}: {', '.join(moved)} back to stable at fences {fences}")
-        await _passed(bus, service, CANARY, fences, "the canary still holds their state; it keeps running")
+        await _taken(bus, service, STABLE, moved, fences, CANARY_HOLDS)
     await deployer.deploy(service, Shape(stable=shape.stable))
     say(f"{service}: canary stopped and retired")
     return moved
@@ -127,13 +130,13 @@ async def promote(bus: Bus, deployer: Deployer, service: str, symbols: Sequence[
     every = sorted(set(symbols) | set(await _canary_symbols(bus, service)))
     fences = await _switch(bus, service, dict.fromkeys(every, CANARY))
     say(f"{service}: every symbol to the canary at fences {fences}")
-    await _passed(bus, service, STABLE, fences, "stable still holds some state; the canary owns every symbol")
+    await _taken(bus, service, CANARY, every, fences, STABLE_HOLDS)
     new_stable = Lane(replicas=shape.stable.replicas, env=shape.canary.env)
     await deployer.deploy(service, Shape(stable=new_stable, canary=shape.canary))
     say(f"{service}: stable restarted with the canary's settings {shape.canary.env or '{}'}")
     fences = await _switch(bus, service, dict.fromkeys(every, STABLE))
     say(f"{service}: every symbol back to stable at fences {fences}")
-    await _passed(bus, service, CANARY, fences, "the canary still holds some state; it keeps running")
+    await _taken(bus, service, STABLE, every, fences, CANARY_HOLDS)
     await deployer.deploy(service, Shape(stable=new_stable))
     say(f"{service}: promoted; the canary is stopped and retired")
 

@@ -94,26 +94,46 @@ async def view(bus: Bus, service: str, lanes: tuple[str, ...]) -> LaneView:
                     confirmations=await store.confirmations(lanes))
 
 
-async def wait_passed(bus: Bus, service: str, lane: str, fences: Mapping[str, int],
-                      within_s: float, poll_s: float = 0.2) -> None:
-    """Wait until ``lane`` has acknowledged a message past each stream's fence.
+async def _first_after(bus: Bus, stream: str, filters: list[str], symbol: str, fence: int) -> int | None:
+    """The sequence of ``symbol``'s first message past ``fence`` among ``filters`` (whose last
+    token is the symbol's, as in every market subject), or None before one comes."""
+    seqs = []
+    for f in filters:
+        with contextlib.suppress(NotFoundError):
+            seqs.append((await bus.js.get_msg(stream, fence + 1, subject=f"{f.rsplit('.', 1)[0]}.{symbol}",
+                                              next=True)).seq or 0)
+    return min(seqs, default=None)
 
-    Why: a lane losing symbols at a fence hands their state over when it handles its first
-    message past it (runtime ``_hand_over``); stopped before that, it would leave the gaining
-    lane waiting for the state forever. Raises ``TimeoutError`` naming the stream that did not
-    move (an idle stream: no message past the fence has come yet).
+
+async def wait_taken_over(bus: Bus, service: str, lane: str, symbols: list[str], fences: Mapping[str, int],
+                          within_s: float, poll_s: float = 0.2) -> None:
+    """Wait until every replica of ``lane`` has acknowledged each of ``symbols``' first message
+    past each stream's fence.
+
+    Why: the lane that lost the symbols hands their state over (or, without checkpoints, lets
+    its ack floor reach the fence) on its own time; the gaining seat handles the symbol's first
+    message past the fence only after that. Once every replica of the gaining lane is past it,
+    the losing lane owes nothing and may stop (stopped before, the gainer would wait forever).
+    Raises ``TimeoutError`` naming what is still awaited (an idle symbol: nothing came yet).
     """
     deadline = time.monotonic() + within_s
     while True:
-        behind = [c for c in await cursors(bus, service, lane)
-                  if c.stream in fences and c.ack_floor <= fences[c.stream]]
-        if not behind:
+        waiting = None
+        for name, fence in fences.items():
+            stream = bus.subjects.stream(name)
+            mine = [c for c in await bus.js.consumers_info(stream)
+                    if c.name == f"{service}-{lane}" or c.name.startswith(f"{service}-{lane}-")]
+            for c in mine:
+                filters = c.config.filter_subjects or [c.config.filter_subject or ">"]
+                floor = c.ack_floor.stream_seq if c.ack_floor else 0
+                for sym in symbols:
+                    first = await _first_after(bus, stream, filters, sym, fence)
+                    if first is None or (floor or 0) < first:
+                        waiting = f"{c.name} to handle {sym}'s first message past {fence} on {name}"
+        if waiting is None:
             return
         if time.monotonic() >= deadline:
-            c = behind[0]
-            raise TimeoutError(f"{c.durable} has not handled a message past the fence on {c.stream} "
-                               f"(ack floor {c.ack_floor}, fence {fences[c.stream]}) within {within_s:g}s"
-                               " (is anything flowing?)")
+            raise TimeoutError(f"waited {within_s:g}s for {waiting} (is anything flowing?)")
         await asyncio.sleep(poll_s)
 
 
