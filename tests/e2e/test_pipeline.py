@@ -18,6 +18,8 @@ from depthflow.common.messages import (
     TradeProfile,
     ZonesDetected,
 )
+from depthflow.common.subjects import Subjects
+from depthflow.ctl.summary import Snapshot, collect
 from tests.conftest import read_all, subject_count, wait_for
 
 SYMBOLS = ["BTCFDUSD", "ETHFDUSD"]
@@ -60,6 +62,8 @@ async def test_every_snapshot_flows_once_through_every_stage(stack, bus, isolate
 
     await wait_for(decided, within_s=180)
 
+    summary = await collect(bus, isolated.urls.postgres, "binance")  # what depthflow status shows
+    last_seen: dict[str, dict[str, object]] = {}
     for sym in SYMBOLS:
         by_stage = {}
         for stream, builder, type_ in STAGES:
@@ -78,6 +82,7 @@ async def test_every_snapshot_flows_once_through_every_stage(stack, bus, isolate
         profiles = await read_all(bus, "AGG", s.agg_profile("binance", sym), TradeProfile)
         assert 0 < len(profiles) <= SNAPSHOTS
         assert {m.origin_ts for _, m in profiles} <= set(origins[0])
+        last_seen[sym] = {b: by_stage[b][-1][1] for b in ("peaks_zones", "signal_fused")}
 
     decisions = [m for _, m in await read_all(bus, "RISK", s.risk_order(), OrderApproved | OrderRejected)]
     approved = {m.client_order_id: m for m in decisions if isinstance(m, OrderApproved)}
@@ -88,7 +93,8 @@ async def test_every_snapshot_flows_once_through_every_stage(stack, bus, isolate
 
     conn = await asyncpg.connect(isolated.urls.postgres)
     try:
-        orders = await conn.fetch("SELECT client_order_id, signal_id, side, qty, price FROM risk.orders")
+        orders = await conn.fetch("SELECT client_order_id, signal_id, symbol, side, qty, price"
+                                  " FROM risk.orders")
         n_decisions = await conn.fetchval("SELECT count(*) FROM risk.decisions")
         passed = await conn.fetch("SELECT signal_id FROM risk.decisions WHERE approved")
         n_fills = await conn.fetchval("SELECT count(*) FROM risk.fills")
@@ -107,6 +113,7 @@ async def test_every_snapshot_flows_once_through_every_stage(stack, bus, isolate
         a = approved[r["client_order_id"]]
         assert (r["side"], float(r["qty"]), float(r["price"])) == (a.side, a.qty, a.price)
     assert n_fills == len(orders)
+    assert_summary_counts_what_the_test_counted(summary, orders, last_seen)
     assert_ledger_adds_up(ledger, cash, positions)
     assert await subject_count(bus, "DLQ", s.dlq()) == 0
 
@@ -134,3 +141,19 @@ def assert_ledger_adds_up(fills, cash, positions) -> None:
 def as_booked(x: float) -> Decimal:
     """A float as numeric(38, 18) stores it."""
     return Decimal(repr(x)).quantize(Decimal("1e-18"), rounding=ROUND_HALF_UP)
+
+
+def assert_summary_counts_what_the_test_counted(summary: Snapshot, orders, last_seen) -> None:
+    """``depthflow status``'s snapshot (taken once the pipeline was done) against the test's own
+    reading of the streams and the ledger."""
+    plain = Subjects("")
+    for _, builder, _ in STAGES:
+        stage = plain.parse(getattr(plain, builder)("binance", SYMBOLS[0])).stage
+        assert summary.counts[stage] == dict.fromkeys(SYMBOLS, SNAPSHOTS), stage
+    per_symbol = {sym: sum(r["symbol"] == sym for r in orders) for sym in SYMBOLS}
+    assert summary.orders == per_symbol
+    assert summary.fills == summary.orders
+    assert summary.dead_letters == 0
+    for sym in SYMBOLS:
+        assert summary.zones[sym] == last_seen[sym]["peaks_zones"]
+        assert summary.signals[sym] == last_seen[sym]["signal_fused"]
