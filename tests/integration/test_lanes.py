@@ -337,7 +337,15 @@ async def test_a_message_pending_redelivery_at_the_fence_is_in_the_state_handed_
     pending = (await bus.js.consumer_info(md, "aggregator-stable")).num_ack_pending
     assert pending  # still awaiting redelivery as the switch fences past them
     await switch(bus, "aggregator", {"ETHFDUSD": CANARY})
+    # moved back now, stable would wait for the canary's hand-off, which waits for stable's
+    with pytest.raises(SwitchFailed, match="still owes"):
+        await switch(bus, "aggregator", {"ETHFDUSD": STABLE})
     for _ in range(5):
+        await feed.round()
+    total = sum(len(v) for v in feed.books.values())
+    await wait_for(lambda: _books_at_least(bus, total))
+    await switch(bus, "aggregator", {"ETHFDUSD": STABLE})  # settled now: the move back is fine
+    for _ in range(3):
         await feed.round()
     total = sum(len(v) for v in feed.books.values())
     await wait_for(lambda: _books_at_least(bus, total))

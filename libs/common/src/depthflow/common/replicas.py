@@ -28,8 +28,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError, NotFoundError
+import nats.errors
+from nats.js.errors import NotFoundError
 
 from depthflow.common.bus import FETCH_ERRORS, Bus
 from depthflow.common.routing import (
@@ -68,6 +70,8 @@ class Membership:
         self.heartbeat_s = heartbeat_s
         self.dead_after_s = dead_after_s
         self._seen: dict[str, tuple[int, float]] = {}  # replica -> (key revision, when it changed)
+        self._present: dict[str, int] = {}  # replica -> its key's last revision (from the watch)
+        self._watcher: Any = None
 
     @property
     def key(self) -> str:
@@ -91,6 +95,9 @@ class Membership:
             beating.result()  # TakenOut
         finally:
             beating.cancel()
+            if self._watcher is not None:
+                with contextlib.suppress(Exception):
+                    await self._watcher.stop()
 
     async def _beat(self) -> None:
         beat = 0
@@ -109,28 +116,38 @@ class Membership:
             await self.store.kv.delete(self.key)
 
     async def live(self) -> list[str]:
-        """Return the lane's replicas whose key changed within ``dead_after_s``, this one too."""
+        """Return the lane's replicas whose key changed within ``dead_after_s``, this one too.
+
+        The keys come from a watch kept open (a listing would create a consumer each time)."""
         prefix = presence_key(self.service, self.lane, "")
-        try:
-            keys = [k for k in await self.store.kv.keys() if k.startswith(prefix)]
-        except NoKeysError:
-            keys = []
+        if self._watcher is None:
+            self._watcher = await self.store.kv.watch(f"{prefix}*")
+            self._present.clear()
         now = time.monotonic()
-        present: set[str] = set()
-        for key in keys:
-            with contextlib.suppress(KeyNotFoundError, KeyDeletedError, NotFoundError):
-                entry = await self.store.kv.get(key)
-                if entry.operation in ("DEL", "PURGE") or entry.value is None:
+        try:
+            while True:
+                entry = await self._watcher.updates(timeout=0.05)
+                if entry is None:  # the end of the initial values
                     continue
-                replica = key[len(prefix):]
-                present.add(replica)
-                rev = entry.revision or 0
-                if replica not in self._seen:
-                    # alive only once seen beating: a stale key of a dead one never changes
-                    self._seen[replica] = (rev, -float("inf"))
-                elif self._seen[replica][0] != rev:
-                    self._seen[replica] = (rev, now)
-        self._seen = {r: v for r, v in self._seen.items() if r in present}
+                replica = entry.key[len(prefix):]
+                if entry.operation in ("DEL", "PURGE") or not entry.value:
+                    self._present.pop(replica, None)
+                else:
+                    self._present[replica] = entry.revision or 0
+        except nats.errors.TimeoutError:
+            pass
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self._watcher.stop()
+            self._watcher = None
+            raise
+        for replica, rev in self._present.items():
+            if replica not in self._seen:
+                # alive only once seen beating: a stale key of a dead one never changes
+                self._seen[replica] = (rev, -float("inf"))
+            elif self._seen[replica][0] != rev:
+                self._seen[replica] = (rev, now)
+        self._seen = {r: v for r, v in self._seen.items() if r in self._present}
         alive = {r for r, (_, t) in self._seen.items() if now - t < self.dead_after_s}
         return sorted(alive | {self.replica})
 

@@ -458,6 +458,9 @@ async def switch(
         missing = need - {d for _, d in ds}
         if missing:
             raise SwitchFailed(f"{sorted(missing)} not consuming {name}: start the lane first")
+    if route is not None:
+        await _settled(bus, service, route, moves, {lane: sorted(rs) for lane, rs in new.items()},
+                       list(durables))
     until = (datetime.now(UTC) + timedelta(seconds=pause_s)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     paused = [sd for ds in durables.values() for sd in ds]
     try:
@@ -495,6 +498,36 @@ async def switch(
         for stream, durable in paused:
             with contextlib.suppress(Exception):
                 await js.resume_consumer(stream, durable)
+
+
+async def _settled(bus: Bus, service: str, route: Route, moves: Mapping[str, str],
+                   replicas: Mapping[str, Sequence[str]], streams: Sequence[str]) -> None:
+    """Refuse to give a symbol back to the seat it last left while that seat's ack floor is
+    still below the fence it left at: the seat owes the symbol's hand-off until then (a message
+    at or below that fence is still to come again to it), and gaining the symbol back it would
+    wait for a hand-off that waits for it."""
+    nxt = with_assignment(route, service, dict.fromkeys(streams, 0),
+                          {**route.current(), **moves}, replicas).history[-1]
+    for name in streams:
+        history = route.seats_for_stream(name)
+        for symbol in moves:
+            done = seat_transfers(symbol, history)
+            if not done:
+                continue
+            fence, frm, _ = done[-1]
+            if nxt.seat(symbol) != frm or gone_since(frm, fence, history):
+                continue
+            try:
+                info = await bus.js.consumer_info(bus.subjects.stream(name),
+                                                  durable_name(service, *frm))
+            except NotFoundError:
+                continue
+            floor = (info.ack_floor.stream_seq if info.ack_floor else 0) or 0
+            if floor < fence:
+                raise SwitchFailed(
+                    f"{symbol} left {frm[0]} replica {frm[1]} at {name} {fence}, and that lane "
+                    f"has not acked up to there yet (ack floor {floor}): it still owes the "
+                    "symbol's state; try again once it has")
 
 
 async def _confirmed(store: RouteStore, lanes: Sequence[str], seats: Sequence[str],
