@@ -28,7 +28,8 @@ ARG SERVICE
 RUN groupadd --system --gid 10001 depthflow \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin depthflow
 WORKDIR /app
-COPY --from=build --chown=10001:10001 /app/.venv /app/.venv
+# the code stays root's (read-only to the service); only numba's cache is the service's to write
+COPY --from=build /app/.venv /app/.venv
 COPY --from=build --chown=10001:10001 /app/numba-cache /app/numba-cache
 # the service's console script (depthflow-<service>) under one name, so ENTRYPOINT is the same
 RUN ln -s "/app/.venv/bin/depthflow-${SERVICE}" /app/.venv/bin/depthflow-service
