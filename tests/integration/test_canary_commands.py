@@ -256,3 +256,31 @@ async def test_up_with_a_canary_shows_each_lane_in_the_summary_and_the_final_lin
     assert lanes["canary"]["handled"]["BTCFDUSD"] == 0
     assert lanes["stable"]["handled"]["BTCFDUSD"] > 0
     assert lanes["stable"]["skipped"] >= lanes["canary"]["handled"]["ETHFDUSD"]
+
+
+async def test_scale_to_two_replicas_and_back_while_books_flow(supervisor, bus, isolated):
+    await asyncio.to_thread(supervisor.start, None, [])
+    feed, stop = Feed(bus), asyncio.Event()
+    publisher = asyncio.create_task(feed.run(stop))
+    try:
+        await flowing(bus, feed, 20)
+        said = await command(isolated, supervisor, "scale", "aggregator", "2")
+        assert "aggregator: 2 stable replica(s) running" in said
+        assert supervisor.process_keys() == {"aggregator", "aggregator.stable.1"}
+
+        async def second_replica_works() -> bool:  # the lanes' leader rebalanced onto it
+            await asyncio.to_thread(supervisor.lanes.ledger.observe, supervisor.stack.procs)
+            return any(r.outcome("ok") for (_, _, pid), r in supervisor.lanes.ledger.latest.items()
+                       if pid == supervisor.stack.procs[-1].pid)
+
+        await wait_for(second_replica_works)
+        await flowing(bus, feed, 20)
+        said = await command(isolated, supervisor, "scale", "aggregator", "1")
+        assert supervisor.process_keys() == {"aggregator"}
+        await flowing(bus, feed, 20)
+    finally:
+        await finish(bus, feed, stop, publisher)
+    # (per-process counts are no invariant here: the replica that left hands nothing over, and
+    # the one taking its symbols replays them from its checkpoint, publishing only what is new)
+    store = await RouteStore.open(bus, "aggregator")
+    assert set(await store.confirmations((STABLE,))) == {"stable.0"}  # replica 1's is retired

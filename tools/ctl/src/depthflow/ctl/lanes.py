@@ -69,20 +69,27 @@ def on_bus(nats_url: str, prefix: str, fn: Callable[[Bus], Awaitable[T]], name: 
     return asyncio.run(go())
 
 
+def of_lane(name: str, service: str, lane: str) -> bool:
+    """Whether durable ``name`` is a replica's of ``lane`` (``<service>-<lane>[-<replica>]``)."""
+    return name == f"{service}-{lane}" or name.startswith(f"{service}-{lane}-")
+
+
 async def cursors(bus: Bus, service: str, lane: str) -> list[Cursor]:
-    """The lane's durable (``<service>-<lane>``) on every stream that has one."""
+    """The durables of every replica of the lane, on every stream that has one."""
     out = []
     for name in STREAM_DOMAINS:
         try:
-            info = await bus.js.consumer_info(bus.subjects.stream(name), f"{service}-{lane}")
+            infos = await bus.js.consumers_info(bus.subjects.stream(name))
         except NotFoundError:
             continue
-        out.append(Cursor(
-            stream=name, durable=f"{service}-{lane}",
-            delivered=info.delivered.stream_seq or 0 if info.delivered else 0,
-            ack_floor=info.ack_floor.stream_seq or 0 if info.ack_floor else 0,
-            pending=info.num_pending or 0, ack_pending=info.num_ack_pending or 0,
-            paused=bool(info.paused)))
+        for info in infos:
+            if of_lane(info.name, service, lane):
+                out.append(Cursor(
+                    stream=name, durable=info.name,
+                    delivered=info.delivered.stream_seq or 0 if info.delivered else 0,
+                    ack_floor=info.ack_floor.stream_seq or 0 if info.ack_floor else 0,
+                    pending=info.num_pending or 0, ack_pending=info.num_ack_pending or 0,
+                    paused=bool(info.paused)))
     return out
 
 
@@ -121,8 +128,7 @@ async def wait_taken_over(bus: Bus, service: str, lane: str, symbols: list[str],
         waiting = None
         for name, fence in fences.items():
             stream = bus.subjects.stream(name)
-            mine = [c for c in await bus.js.consumers_info(stream)
-                    if c.name == f"{service}-{lane}" or c.name.startswith(f"{service}-{lane}-")]
+            mine = [c for c in await bus.js.consumers_info(stream) if of_lane(c.name, service, lane)]
             for c in mine:
                 filters = c.config.filter_subjects or [c.config.filter_subject or ">"]
                 floor = c.ack_floor.stream_seq if c.ack_floor else 0
@@ -168,9 +174,9 @@ async def retire(bus: Bus, service: str, lane: str, replicas: list[str] | None =
     durables too: the lane is gone)."""
     store = await RouteStore.open(bus, service)
     if replicas is None:
-        for name in STREAM_DOMAINS:
+        for c in await cursors(bus, service, lane):
             with contextlib.suppress(NotFoundError):
-                await bus.js.delete_consumer(bus.subjects.stream(name), f"{service}-{lane}")
+                await bus.js.delete_consumer(bus.subjects.stream(c.stream), c.durable)
         with contextlib.suppress(NoKeysError):
             keys = await store.kv.keys()
             replicas = [k.rsplit(".", 1)[1] for k in keys if k.startswith(f"{service}.{lane}.")]
