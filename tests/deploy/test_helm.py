@@ -8,14 +8,19 @@ Helm's Go SDK and ``kubernetes-validate`` ships the API schemas.
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import re
 from pathlib import Path
 from typing import Any
 
 import helm_python as helm
+import jsonschema
 import kubernetes_validate
 import pytest
+from kubernetes_validate import utils as k8s_utils
+from referencing import Registry, Resource
 
 from depthflow.aggregator.config import AggregatorConfig
 from depthflow.ai_fusion.config import FusionConfig
@@ -58,6 +63,25 @@ NUMBA_CACHE_DIR = re.search(r"NUMBA_CACHE_DIR=(\S+)", (ROOT / "Dockerfile").read
 CASES = [pytest.param(*case, id="-".join(case)) for case in matrix()]
 
 
+@functools.cache
+def _kube_validator(version: str, kind: str, api_version: str) -> jsonschema.Draft202012Validator:
+    """What ``kubernetes_validate.validate(obj, version, strict=True)`` checks, built once per
+    (version, kind): the library re-reads the version's definitions (megabytes of JSON) on every
+    call, which made these checks most of the module's time. Same files, same draft."""
+    schema_version = [
+        v for v in k8s_utils.all_versions() if k8s_utils.major_minor(v) <= k8s_utils.major_minor(version)
+    ][-1]
+    folder = f"kubernetes-json-schema/v{schema_version}-local-strict"
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = k8s_utils.schema_contents(f"{folder}/{kind.lower()}-{api}.json", version)
+    except FileNotFoundError:
+        pytest.fail(f"Kubernetes {version} has no {kind} in {api_version} (removed or never existed)")
+    definitions = k8s_utils.schema_contents(f"{folder}/_definitions.json", version)
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
 def _container(objs: list[Obj], kind: str) -> Obj:
     (container,) = one(objs, kind)["spec"]["template"]["spec"]["containers"]
     return container
@@ -72,10 +96,24 @@ def test_every_rendered_object_is_valid_kubernetes(service: str, lane: str, vari
         if obj["kind"] in CUSTOM:
             continue
         for version in KUBE_VERSIONS:
-            try:
-                kubernetes_validate.validate(obj, version, strict=True)
-            except kubernetes_validate.ValidationError as exc:
-                pytest.fail(f"{obj['kind']} {obj['metadata']['name']} on Kubernetes {version}: {exc}")
+            errors = [
+                f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                for e in _kube_validator(version, obj["kind"], obj["apiVersion"]).iter_errors(obj)
+            ]
+            assert not errors, f"{obj['kind']} {obj['metadata']['name']} on Kubernetes {version}: {errors}"
+
+
+def test_the_cached_kubernetes_check_is_the_librarys() -> None:
+    """The cached validator refuses what ``kubernetes_validate`` refuses and passes what it passes."""
+    deployment = one(release("risk", "stable"), "Deployment")
+    broken = copy.deepcopy(deployment)
+    broken["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "8080"
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(deployment, version, strict=True)
+        assert not list(_kube_validator(version, "Deployment", "apps/v1").iter_errors(deployment))
+        with pytest.raises(kubernetes_validate.ValidationError):
+            kubernetes_validate.validate(broken, version, strict=True)
+        assert list(_kube_validator(version, "Deployment", "apps/v1").iter_errors(broken))
 
 
 @pytest.mark.parametrize(("service", "lane", "variant"), CASES)

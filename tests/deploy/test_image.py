@@ -72,33 +72,28 @@ def _reinstall_members() -> list[str]:
     return [f"--reinstall-package={name}" for name in root["tool"]["uv"]["sources"]]
 
 
-class ImageVenvs:
-    """The venvs the image's build stage makes, one per service, in a scratch folder: the
+def build_image_venvs(folder: Path) -> dict[str, Path]:
+    """The venvs the image's build stage makes, one per service, under ``folder``: the
     Dockerfile's ``uv sync``, offline from uv's cache (what the runtime stage copies, less
-    numba's cache). Built on first use, removed with the folder."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.built: dict[str, Path] = {}
-
-    def __call__(self, service: str) -> Path:
-        if service not in self.built:
-            venv = self.folder / service / ".venv"
-            subprocess.run(
-                # uv keys its build of a workspace member by pyproject.toml only: rebuild ours
-                [_uv(), "sync", *_sync_flags(service), "--offline", "--quiet", *_reinstall_members()],
-                cwd=ROOT,
-                env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)},
-                check=True,
-            )
-            self.built[service] = venv
-        return self.built[service]
+    numba's cache). The five run at once: uv locks its cache."""
+    venvs = {service: folder / service / ".venv" for service in SERVICES}
+    runs = [
+        subprocess.Popen(
+            # uv keys its build of a workspace member by pyproject.toml only: rebuild ours
+            [_uv(), "sync", *_sync_flags(service), "--offline", "--quiet", *_reinstall_members()],
+            cwd=ROOT,
+            env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)},
+        )
+        for service, venv in venvs.items()
+    ]
+    assert [run.wait() for run in runs] == [0] * len(runs), "uv sync of an image venv failed"
+    return venvs
 
 
 @pytest.fixture(scope="module")
-def image_venv() -> Iterator[ImageVenvs]:
+def image_venv() -> Iterator[dict[str, Path]]:
     with tempfile.TemporaryDirectory(prefix="depthflow-images-") as folder:
-        yield ImageVenvs(Path(folder))
+        yield build_image_venvs(Path(folder))
 
 
 def image_packages(venv: Path) -> set[str]:
@@ -131,9 +126,9 @@ def test_the_forbidden_set_names_the_dev_servers() -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_image_holds_its_service_and_common_without_dev_servers_or_test_tools(
-    service: str, image_venv: ImageVenvs
+    service: str, image_venv: dict[str, Path]
 ) -> None:
-    packages = image_packages(image_venv(service))
+    packages = image_packages(image_venv[service])
     assert {f"depthflow-{service}", "depthflow-common"} <= packages
     other_services = {f"depthflow-{s}" for s in SERVICES if s != service}
     assert not packages & other_services, sorted(packages & other_services)
@@ -181,10 +176,10 @@ def _reached_modules(site: Path, service: str) -> tuple[set[str], set[str]]:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_everything_the_service_imports_is_in_its_image(service: str, image_venv: ImageVenvs) -> None:
+def test_everything_the_service_imports_is_in_its_image(service: str, image_venv: dict[str, Path]) -> None:
     """A dependency present only in the dev environment would pass every other test and fail in
     the pod: every module the service's code imports must resolve in the image's venv."""
-    venv = image_venv(service)
+    venv = image_venv[service]
     (site,) = venv.glob("lib/python3*/site-packages")
     outside, absent = _reached_modules(site, service)
     assert not absent, sorted(absent)
@@ -198,8 +193,8 @@ def test_everything_the_service_imports_is_in_its_image(service: str, image_venv
     assert (venv / "bin" / f"depthflow-{service}").exists()  # the image's ENTRYPOINT links it
 
 
-def test_the_bootstrap_job_entry_point_runs_in_an_image(image_venv: ImageVenvs) -> None:
-    venv = image_venv("risk")
+def test_the_bootstrap_job_entry_point_runs_in_an_image(image_venv: dict[str, Path]) -> None:
+    venv = image_venv["risk"]
     job = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "depthflow.common.bootstrap", "--help"],
         cwd=venv,
