@@ -356,3 +356,40 @@ async def test_a_message_pending_redelivery_at_the_fence_is_in_the_state_handed_
         profiles = [p for _, p in await read_all(
             bus, "AGG", bus.subjects.agg_profile("binance", sym), TradeProfile)]
         assert profiles[-1].trades_in_window == feed.trades[sym], sym
+
+
+async def test_a_symbol_routed_to_a_lane_not_configured_for_it_comes_back_to_stable(stack, bus):
+    # the canary dead-letters ETHFDUSD (not among its symbols) while it owns it; moved back, the
+    # canary still owes stable an (empty) hand-off, or stable would wait for it forever
+    await stack("aggregator", **ENV)
+    await stack("aggregator", DEPTHFLOW_LANE=CANARY, DEPTHFLOW_SYMBOLS="BTCFDUSD", **ENV)
+    feed = Feed(bus)
+    for _ in range(3):
+        await feed.round()
+    await wait_for(lambda: _books_at_least(bus, 6))
+    route, _ = await switch(bus, "aggregator", {"ETHFDUSD": CANARY})
+    to_canary = route.history[-1].fences["MD"]
+    for _ in range(3):
+        await feed.round()
+
+    async def dead_letters(n: int) -> bool:
+        return await subject_count(bus, "DLQ", bus.subjects.dlq()) >= n
+
+    await wait_for(lambda: dead_letters(6))  # 3 rounds x (trade + book) of ETHFDUSD
+
+    async def moved_back() -> bool:
+        try:
+            route, _ = await switch(bus, "aggregator", {"ETHFDUSD": STABLE})
+        except SwitchFailed:
+            return False  # the canary has not acked up to the fence yet
+        moved_back.fence = route.history[-1].fences["MD"]  # type: ignore[attr-defined]
+        return True
+
+    await wait_for(moved_back)
+    back = moved_back.fence  # type: ignore[attr-defined]
+    for _ in range(3):
+        await feed.round()
+    kept = {s: [q for q in seqs if not (s == "ETHFDUSD" and to_canary < q <= back)]
+            for s, seqs in feed.books.items()}
+    await wait_for(lambda: _books_at_least(bus, sum(len(v) for v in kept.values())))
+    assert await handled_books(bus) == kept

@@ -475,6 +475,7 @@ class Service:
         delivery = Delivery(m.subject, stream, seq, meta.num_delivered)
         symbol = Subjects.symbol_of(m.subject)
         lane = self.cfg.lane
+        inp.high = max(inp.high, seq)  # a dead letter too: the ack floor may reach a fence by it
         started = time.perf_counter()
         kind = inp.stream.lower()
         skipped = False
@@ -522,7 +523,6 @@ class Service:
                 return
             await self._ack(m)
         inp.last_seq = seq
-        inp.high = max(inp.high, seq)
         await self._save_checkpoint(inp)
         if skipped:
             self.metrics.messages.labels(kind, self.metrics.symbol(symbol), lane, "skipped").inc()
@@ -562,7 +562,11 @@ class Service:
             raise ValueError(f"the route of {self.name} names service {route.service!r}")
         self._histories = {s: route.seats_for_stream(s) for s in self._inputs} if route else {}
         for name, inp in self._inputs.items():
-            inp.losses = seat_losses(self.seat, self._symbols, self._histories.get(name, ()))
+            history = self._histories.get(name, ())
+            # a symbol routed here but not configured here (its messages dead letters) still
+            # leaves at a fence and owes its (empty) hand-off
+            named = self._symbols | {s for _, a in history for s in a.lanes}
+            inp.losses = seat_losses(self.seat, named, history)
         self._route_rev = revision
 
     async def _follow_route(self) -> None:
