@@ -32,9 +32,7 @@ from depthflow.peaks.config import PeaksConfig
 from depthflow.risk.config import RiskConfig
 from tests.deploy.chart import (
     CHART,
-    LANES,
     ROOT,
-    SERVICES,
     Obj,
     kinds,
     matrix,
@@ -247,10 +245,10 @@ def test_rendered_config_and_environment_are_accepted_by_the_service(
         assert settings.runtime.prefix == cfg.runtime.prefix
 
 
-@pytest.mark.parametrize("lane", LANES)
-@pytest.mark.parametrize("service", SERVICES)
-def test_helm_lint_is_clean(service: str, lane: str) -> None:
-    report = helm.lint(CHART, release_values(service, lane), strict=True, namespace="depthflow")
+@pytest.mark.parametrize(("service", "lane", "variant"), CASES)
+def test_helm_lint_is_clean(service: str, lane: str, variant: str) -> None:
+    values = release_values(service, lane, variant)
+    report = helm.lint(CHART, values, strict=True, namespace="depthflow")
     problems = [m for m in report["messages"] if m["severity"] >= 2]  # warnings and errors
     assert not problems, report
     assert not report["errors"], report
