@@ -109,6 +109,15 @@ async def run_feed(feed: Feed, until) -> None:
         await asyncio.sleep(0.02)
 
 
+async def feed_through_rebalance(bus, feed: Feed, want: list[str]) -> None:
+    """Keep messages flowing until the route holds the replica set ``want``, then 5 rounds."""
+    done = asyncio.create_task(rebalanced(bus, want))
+    await run_feed(feed, lambda: _done(done))
+    await done
+    for _ in range(5):
+        await feed.round()
+
+
 async def check(bus, feed: Feed) -> None:
     want = await expected_outputs(bus)
 
@@ -131,11 +140,7 @@ async def test_a_replica_added_then_removed_splits_the_symbols_with_every_output
         await feed.round()
     rid = splitting_id("0")
     second = await stack("aggregator", DEPTHFLOW_REPLICA=rid, **ENV)
-    joined = asyncio.create_task(rebalanced(bus, ["0", rid]))
-    await run_feed(feed, lambda: _done(joined))
-    await joined
-    for _ in range(10):
-        await feed.round()
+    await feed_through_rebalance(bus, feed, ["0", rid])
     await check(bus, feed)
     # each book handled by exactly one replica (a second handling would be hidden in the
     # outputs: same id, same content); the joined one has its symbol, all of it past the fence
@@ -144,16 +149,12 @@ async def test_a_replica_added_then_removed_splits_the_symbols_with_every_output
         assert sum(c.get(("depth", sym, "ok"), 0) for c in counts) == len(seqs), (sym, counts)
     assert sum(c.get(("depth", s, "ok"), 0) for c in counts[1:] for s in PRICES) > 0
     os.kill(second.procs[0].pid, signal.SIGTERM)  # a graceful leave: its presence key goes
-    left = asyncio.create_task(rebalanced(bus, ["0"]))
-    await run_feed(feed, lambda: _done(left))
-    await left
-    for _ in range(5):
-        await feed.round()
+    await feed_through_rebalance(bus, feed, ["0"])
     await check(bus, feed)
-    # the replica that joined took a symbol over, and handed it back when it left
-    log = second.procs[0].log_path.read_text(errors="replace")
-    assert "symbol taken over" in log
-    assert "symbol handed over" not in log or "stopped" in log
+    # the replica that joined took its symbol over from replica 0 (a hand-off); replica 0 took
+    # it back from the replica's checkpoint when it left (a replica leaving hands nothing over)
+    assert "symbol taken over" in second.procs[0].log_path.read_text(errors="replace")
+    assert "recovered from a replica gone" in first.procs[0].log_path.read_text(errors="replace")
 
 
 async def test_a_replica_killed_during_a_rebalance_has_its_symbol_recovered_from_its_checkpoint(
@@ -171,11 +172,7 @@ async def test_a_replica_killed_during_a_rebalance_has_its_symbol_recovered_from
     await stack("aggregator", DEPTHFLOW_REPLICA=third, **ENV)  # joining: a rebalance begins
     os.kill(doomed.procs[0].pid, signal.SIGKILL)
     doomed.procs.clear()
-    gone = asyncio.create_task(rebalanced(bus, ["0", third]))
-    await run_feed(feed, lambda: _done(gone))
-    await gone
-    for _ in range(5):
-        await feed.round()
+    await feed_through_rebalance(bus, feed, ["0", third])
     await check(bus, feed)
 
 
