@@ -183,6 +183,9 @@ async def test_rollback_moves_the_canary_symbols_back_and_stops_it(supervisor, b
     canary_eth = sum(r.handled("ETHFDUSD") for (_, lane, _), r in supervisor.lanes.ledger.latest.items()
                      if lane == CANARY)
     assert canary_eth > 0
+    for log, lane in (("aggregator.canary.0.log", CANARY), ("aggregator.log", STABLE)):
+        lines = (supervisor.state / "logs" / log).read_text().splitlines()
+        assert {json.loads(line)["lane"] for line in lines if line.startswith("{")} == {lane}
     # clear refusals, nothing changed: no canary now, unknown service or symbol
     for args, why in [
         (("route", "aggregator", "ETHFDUSD"), "no canary of aggregator is running"),

@@ -1,0 +1,40 @@
+"""Every log line and span of a process says its lane (and replica, once known), as its metrics
+do: a canary's errors and latency can be told from stable's in logs and traces too."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from depthflow.common import telemetry
+from depthflow.common.telemetry import JsonFormatter, LaneSpans, Metrics, identify
+
+
+@pytest.fixture(autouse=True)
+def _identity_restored():
+    before = dict(telemetry._identity)
+    yield
+    telemetry._identity.clear()
+    telemetry._identity.update(before)
+
+
+def test_metrics_set_the_lane_that_log_lines_then_carry() -> None:
+    Metrics("peaks", "canary", ["BTCFDUSD"])
+    record = logging.makeLogRecord({"name": "depthflow.runtime", "levelname": "INFO", "msg": "ready"})
+    line = json.loads(JsonFormatter("peaks").format(record))
+    assert line["lane"] == "canary"
+    assert "replica" not in line  # not said yet: no guess
+    identify(replica="2")
+    assert json.loads(JsonFormatter("peaks").format(record))["replica"] == "2"
+
+
+def test_every_span_is_stamped_with_the_lane_and_replica() -> None:
+    identify(lane="canary", replica="1")
+    provider = TracerProvider()
+    provider.add_span_processor(LaneSpans())
+    with provider.get_tracer("t").start_as_current_span("handle") as span:
+        assert span.attributes["depthflow.lane"] == "canary"
+        assert span.attributes["depthflow.replica"] == "1"
