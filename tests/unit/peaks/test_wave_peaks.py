@@ -136,6 +136,19 @@ def test_a_clump_of_two_or_three_big_levels_is_no_wave_and_a_hump_of_as_much_vol
     assert [p.index for p in kept.peaks] == [101, 200]
 
 
+def test_a_humps_own_height_raises_its_noise_bar_only_so_far():
+    # a shelf of levels (alternating 0.4 / 1.6: a known noise scale) in an empty stretch, a
+    # narrow hump on it: the local mean level counts the empty buckets, so the hump stands many
+    # times over it; uncapped, the level factor (ratio ** level_noise) made its own height its
+    # noise bar, and a hump 8x the shelf was not prominent enough
+    n = 400
+    x = np.arange(n)
+    vol = np.where((x >= 140) & (x < 260), 1.0 + 0.6 * (-1.0) ** x, 0.0) + 8.0 * hump(n, 200, 2.0)
+    px = x.astype(float)
+    assert [p.index for p in find_wave_peaks(px, vol, prominence_z=2.5).peaks] == [200]
+    assert find_wave_peaks(px, vol, prominence_z=2.5, level_cap=0.0).peaks == []
+
+
 def test_a_two_bucket_wall_is_one_wall():
     vol = np.full(100, 10.0) + np.sin(np.arange(100))
     vol[50:52] = [200.0, 180.0]

@@ -29,7 +29,9 @@ background):
    prominence (SciPy's definition within ``window`` buckets: the local background) is at least
    ``prominence_z`` local-noise units (the scale times ``(y / local mean y) ** level_noise``
    where the profile stands above its neighbourhood's mean: in square-root units Poisson noise is
-   flat and multiplicative noise grows with ``y``, and 0.5 sits between them), whose zone holds
+   flat and multiplicative noise grows with ``y``, and 0.5 sits between them; the ratio capped at
+   ``level_cap``: a hump far over its neighbourhood is mostly signal, and uncapped its own height
+   raised its bar, most of all for narrow humps on a thin floor), whose zone holds
    a bucket of at least ``min_relative_volume`` x the mean non-empty bucket, whose two biggest
    levels hold at most ``top_share`` of the zone's volume (as recorded, lone levels included: a
    clump of two or three big orders on a sparse stretch is no volume accepted over a range, though
@@ -509,12 +511,12 @@ def _total(v, a, b):
 
 
 @kernel
-def _waves(ys, sigb, v, raw, z, half, floor, gamma, reach, share):
+def _waves(ys, sigb, v, raw, z, half, floor, gamma, cap, reach, share):
     """Wave peaks of the smoothed, wall-free ``ys``: (index, low, high, score) arrays, one per
     hump (a maximum inside the half-prominence zone of a more prominent one is dropped). A
     candidate's noise scale is its block's times ``max(1, ys / lev) ** gamma`` (``lev``: the mean
-    level of ``ys`` over ``reach`` blocks each side), never less than the block's, so
-    :func:`_candidates`' bound holds."""
+    level of ``ys`` over ``reach`` blocks each side; the ratio at most ``cap`` when ``cap > 0``),
+    never less than the block's, so :func:`_candidates`' bound holds."""
     n = ys.size
     cand, bsum = _candidates(ys, sigb, z, half)
     bcount = np.empty(bsum.size, dtype=np.float64)
@@ -532,7 +534,8 @@ def _waves(ys, sigb, v, raw, z, half, floor, gamma, reach, share):
         i = cand[t]
         sig = sigb[i // BLOCK]
         if gamma > 0.0 and lev[i // BLOCK] > 0.0:
-            sig *= max(1.0, ys[i] / lev[i // BLOCK]) ** gamma
+            ratio = max(1.0, ys[i] / lev[i // BLOCK])
+            sig *= (min(ratio, cap) if cap > 0.0 else ratio) ** gamma
         prom = prominence(ys, i, half)
         if prom < z * sig or not (prom > 0.0 and sig > 0.0):  # sig 0: a flat profile's rounding
             continue
@@ -598,7 +601,8 @@ def detect_arrays(v, kp):
     ys = smooth_gaussian(clean, kp.smooth)
     half = max(int(kp.window) // 2, 1)
     pz = kp.prominence_z
-    idx, lo, hi, sc = _waves(ys, sigb, vc, v, pz, half, floor, kp.level_noise, reach, kp.top_share)
+    gamma, cap = kp.level_noise, kp.level_cap
+    idx, lo, hi, sc = _waves(ys, sigb, vc, v, pz, half, floor, gamma, cap, reach, kp.top_share)
     pconf = np.empty(idx.size, dtype=np.float64)
     for t in range(idx.size):
         pconf[t] = min(1.0, sc[t] / (2.0 * pz)) if pz > 0.0 else 1.0

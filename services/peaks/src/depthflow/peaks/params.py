@@ -36,6 +36,7 @@ class PeakParams:
     prominence_z: float = 1.5  # waves: minimum prominence in local-noise units
     window: int = 81  # waves: prominence window (buckets), like find_peaks(wlen=...): the local background
     level_noise: float = 0.5  # waves: noise x (level / local mean level)^this above the mean
+    level_cap: float = 4.0  # waves: that level ratio at most this (0: no cap)
     noise_window: int = 192  # buckets pooled into the local noise scale around a bucket
     wall_z: float = 4.0  # walls: height over both neighbours and the background (local-noise units)
     wall_shoulder: float = 0.35  # walls: a neighbour's height over the background, at most this x the wall's
