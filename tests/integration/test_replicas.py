@@ -15,13 +15,14 @@ import os
 import signal
 
 import msgspec
+import pytest
 
 from depthflow.aggregator.config import AggregatorConfig
 from depthflow.aggregator.handlers import AggregatorHandlers
 from depthflow.common.codec import encode
 from depthflow.common.config import load_config
 from depthflow.common.messages import DepthSnapshot, TradeBatch
-from depthflow.common.routing import STABLE, RouteStore, rendezvous
+from depthflow.common.routing import CANARY, STABLE, RouteStore, SwitchFailed, rendezvous, switch
 from depthflow.common.runtime import Delivery
 from depthflow.common.subjects import Subjects
 from tests.conftest import read_all, wait_for
@@ -173,6 +174,39 @@ async def test_a_replica_killed_during_a_rebalance_has_its_symbol_recovered_from
     os.kill(doomed.procs[0].pid, signal.SIGKILL)
     doomed.procs.clear()
     await feed_through_rebalance(bus, feed, ["0", third])
+    await check(bus, feed)
+
+
+async def test_a_replica_killed_during_a_lane_switch_leaves_every_output_once(stack, bus):
+    # stable runs two replicas, canary one; ETHFDUSD is moved to the canary while a stable
+    # replica is stopped (it cannot confirm) and then killed: the switch fails, the leader takes
+    # the dead replica out, and the move, tried again, holds
+    await stack("aggregator", **ENV)
+    rid = splitting_id("0")
+    doomed = await stack("aggregator", DEPTHFLOW_REPLICA=rid, **ENV)
+    await stack("aggregator", DEPTHFLOW_LANE=CANARY, **ENV)
+    feed = Feed(bus)
+    await feed_through_rebalance(bus, feed, ["0", rid])
+    store = await RouteStore.open(bus, "aggregator")
+    _, before = await store.read()
+    os.kill(doomed.procs[0].pid, signal.SIGSTOP)
+    moving = asyncio.create_task(switch(bus, "aggregator", {"ETHFDUSD": CANARY},
+                                        confirm_within_s=4, pause_s=60))
+
+    async def written() -> bool:
+        return (await store.read())[1] > before
+
+    await wait_for(written)  # the switch now waits for confirmations
+    os.kill(doomed.procs[0].pid, signal.SIGKILL)
+    doomed.procs.clear()
+    with pytest.raises(SwitchFailed):
+        await moving
+    await feed_through_rebalance(bus, feed, ["0"])
+    route, _ = await store.read()
+    if route is None or route.current().get("ETHFDUSD") != CANARY:  # put back: move it again
+        await switch(bus, "aggregator", {"ETHFDUSD": CANARY})
+    for _ in range(10):
+        await feed.round()
     await check(bus, feed)
 
 

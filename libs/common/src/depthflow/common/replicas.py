@@ -159,7 +159,10 @@ class Membership:
             return
         log.info("rebalancing", extra={"lane": self.lane, "from": current, "to": live})
         try:
-            await switch(self.bus, self.service, {}, lanes=(self.lane,),
+            # every lane that owns symbols confirms too: the route written carries their moves
+            # (one an operator's switch still waits for, say) as well as this lane's replicas
+            owning = {self.lane, *(route.current().values() if route else ())}
+            await switch(self.bus, self.service, {}, lanes=sorted(owning),
                          replicas={self.lane: live}, confirm_within_s=3 * self.dead_after_s,
                          pause_s=3 * self.dead_after_s + 60)
         except (SwitchFailed, RouteConflict) as exc:

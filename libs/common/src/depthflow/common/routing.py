@@ -484,7 +484,16 @@ async def switch(
         except TimeoutError:
             # nothing above the fences was delivered: writing the old history back is exact
             restored = route if route is not None else Route(service=service)
-            await store.write(restored, new_rev)
+            try:
+                await store.write(restored, new_rev)
+            except RouteConflict:
+                # another switch (a rebalance taking the silent replica out) built on this one
+                # and was confirmed by every replica left: the move stands, with a later fence
+                raise SwitchFailed(
+                    f"not every replica of {service} confirmed revision {new_rev} within "
+                    f"{confirm_within_s:g}s, and the route changed meanwhile (a rebalance?); "
+                    "it was not put back: read it again"
+                ) from None
             raise SwitchFailed(
                 f"not every replica of {service} confirmed revision {new_rev} within "
                 f"{confirm_within_s:g}s; the route is back as before"
