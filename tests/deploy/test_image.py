@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.metadata
+import importlib.util
 import os
 import re
 import shlex
@@ -198,3 +199,20 @@ def test_everything_the_service_and_the_bootstrap_job_import_is_in_the_image(ser
     missing = {n for n in outside if not {_norm(d) for d in providers.get(n, [])} & image.packages}
     assert not missing, f"{service} imports {sorted(missing)}, from no distribution in its image"
     assert {"nats", "msgspec", "numpy"} <= outside  # the walk reached common's imports
+
+
+def test_the_build_warm_up_imports_every_module_of_a_service_but_its_main() -> None:
+    """deploy/docker/warm.py (the Dockerfile's numba warm-up): every module, so each kernel with
+    a signature is compiled into the image's cache; never ``__main__``, which would start it."""
+    spec = importlib.util.spec_from_file_location("warm", ROOT / "deploy" / "docker" / "warm.py")
+    assert spec is not None
+    assert spec.loader is not None
+    warm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(warm)
+    names = warm.warm("collector")
+    package = ROOT / "services" / "collector" / "src" / "depthflow" / "collector"
+    expected = {
+        ".".join(p.relative_to(package.parents[1]).with_suffix("").parts).removesuffix(".__init__")
+        for p in package.rglob("*.py")
+    } - {"depthflow.collector.__main__"}
+    assert set(names) == expected
