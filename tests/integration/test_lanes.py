@@ -338,8 +338,8 @@ async def test_a_message_pending_redelivery_at_the_fence_is_in_the_state_handed_
     assert pending  # still awaiting redelivery as the switch fences past them
     await switch(bus, "aggregator", {"ETHFDUSD": CANARY})
     # moved back now, stable would wait for the canary's hand-off, which waits for stable's
-    with pytest.raises(SwitchFailed, match="still owes"):
-        await switch(bus, "aggregator", {"ETHFDUSD": STABLE})
+    with pytest.raises(SwitchFailed, match="still owes"):  # the redelivery is 12 s away
+        await switch(bus, "aggregator", {"ETHFDUSD": STABLE}, confirm_within_s=1)
     for _ in range(5):
         await feed.round()
     total = sum(len(v) for v in feed.books.values())
@@ -377,16 +377,8 @@ async def test_a_symbol_routed_to_a_lane_not_configured_for_it_comes_back_to_sta
 
     await wait_for(lambda: dead_letters(6))  # 3 rounds x (trade + book) of ETHFDUSD
 
-    async def moved_back() -> bool:
-        try:
-            route, _ = await switch(bus, "aggregator", {"ETHFDUSD": STABLE})
-        except SwitchFailed:
-            return False  # the canary has not acked up to the fence yet
-        moved_back.fence = route.history[-1].fences["MD"]  # type: ignore[attr-defined]
-        return True
-
-    await wait_for(moved_back)
-    back = moved_back.fence  # type: ignore[attr-defined]
+    route, _ = await switch(bus, "aggregator", {"ETHFDUSD": STABLE})  # waits for its floor
+    back = route.history[-1].fences["MD"]
     for _ in range(3):
         await feed.round()
     kept = {s: [q for q in seqs if not (s == "ETHFDUSD" and to_canary < q <= back)]

@@ -460,7 +460,7 @@ async def switch(
             raise SwitchFailed(f"{sorted(missing)} not consuming {name}: start the lane first")
     if route is not None:
         await _settled(bus, service, route, moves, {lane: sorted(rs) for lane, rs in new.items()},
-                       list(durables))
+                       list(durables), confirm_within_s, poll_s)
     until = (datetime.now(UTC) + timedelta(seconds=pause_s)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     paused = [sd for ds in durables.values() for sd in ds]
     try:
@@ -510,11 +510,25 @@ async def switch(
 
 
 async def _settled(bus: Bus, service: str, route: Route, moves: Mapping[str, str],
-                   replicas: Mapping[str, Sequence[str]], streams: Sequence[str]) -> None:
-    """Refuse to give a symbol back to the seat it last left while that seat's ack floor is
-    still below the fence it left at: the seat owes the symbol's hand-off until then (a message
-    at or below that fence is still to come again to it), and gaining the symbol back it would
-    wait for a hand-off that waits for it."""
+                   replicas: Mapping[str, Sequence[str]], streams: Sequence[str],
+                   within_s: float, poll_s: float) -> None:
+    """Wait (up to ``within_s``) before giving a symbol back to the seat it last left until
+    that seat's ack floor reached the fence it left at, else raise :class:`SwitchFailed`: the
+    seat owes the symbol's hand-off until then (a message at or below that fence is still to
+    come again to it), and gaining the symbol back it would wait for a hand-off that waits for
+    it. Usually a matter of milliseconds (a move right after another)."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        try:
+            return await _check_settled(bus, service, route, moves, replicas, streams)
+        except SwitchFailed:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+        await asyncio.sleep(poll_s)
+
+
+async def _check_settled(bus: Bus, service: str, route: Route, moves: Mapping[str, str],
+                         replicas: Mapping[str, Sequence[str]], streams: Sequence[str]) -> None:
     nxt = with_assignment(route, service, dict.fromkeys(streams, 0),
                           {**route.current(), **moves}, replicas).history[-1]
     for name in streams:
