@@ -16,6 +16,7 @@ import signal
 
 import msgspec
 import pytest
+from nats.js.errors import NotFoundError
 
 from depthflow.aggregator.config import AggregatorConfig
 from depthflow.aggregator.handlers import AggregatorHandlers
@@ -208,6 +209,28 @@ async def test_a_replica_killed_during_a_lane_switch_leaves_every_output_once(st
     for _ in range(10):
         await feed.round()
     await check(bus, feed)
+
+
+async def test_a_replica_thought_dead_that_wakes_up_finds_its_durable_gone_and_exits(stack, bus):
+    await stack("aggregator", **ENV)
+    rid = splitting_id("0")
+    sleeper = await stack("aggregator", DEPTHFLOW_REPLICA=rid, **ENV)
+    feed = Feed(bus)
+    await feed_through_rebalance(bus, feed, ["0", rid])
+    os.kill(sleeper.procs[0].pid, signal.SIGSTOP)  # no heartbeat: taken out as dead
+    await feed_through_rebalance(bus, feed, ["0"])
+    os.kill(sleeper.procs[0].pid, signal.SIGCONT)  # with its stale route and a fetched batch
+    log = sleeper.procs[0].log_path
+
+    async def exited() -> bool:
+        return "taken out of its lane" in log.read_text(errors="replace")
+
+    await wait_for(exited)
+    for _ in range(5):
+        await feed.round()
+    await check(bus, feed)
+    with pytest.raises(NotFoundError):
+        await bus.js.consumer_info(bus.subjects.stream("MD"), f"aggregator-stable-{rid}")
 
 
 async def test_replicas_with_an_unreadable_route_stop_consuming_until_it_is_readable(stack, bus):
