@@ -322,7 +322,7 @@ async def test_a_message_pending_redelivery_at_the_fence_is_in_the_state_handed_
     # the stable lane dies holding delivered, unacked messages; restarted, it is switched at
     # once: those messages (at or below the fence, its own) come again only after ack_wait,
     # behind newer ones. The hand-off must wait for them (the ack floor reaching the fence).
-    env = {**ENV, "DEPTHFLOW_ACK_WAIT_S": "12"}
+    env = {**ENV, "DEPTHFLOW_ACK_WAIT_S": "20"}  # past a restart on a loaded machine
     stable = await stack("aggregator", **env)
     await stack("aggregator", DEPTHFLOW_LANE=CANARY, **env)
     feed = Feed(bus)
@@ -338,7 +338,7 @@ async def test_a_message_pending_redelivery_at_the_fence_is_in_the_state_handed_
     assert pending  # still awaiting redelivery as the switch fences past them
     await switch(bus, "aggregator", {"ETHFDUSD": CANARY})
     # moved back now, stable would wait for the canary's hand-off, which waits for stable's
-    with pytest.raises(SwitchFailed, match="still owes"):  # the redelivery is 12 s away
+    with pytest.raises(SwitchFailed, match="still owes"):  # the redelivery is 20 s away
         await switch(bus, "aggregator", {"ETHFDUSD": STABLE}, confirm_within_s=1)
     for _ in range(5):
         await feed.round()
