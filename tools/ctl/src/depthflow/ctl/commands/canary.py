@@ -170,7 +170,8 @@ def print_status(v: LaneView, symbols: list[str], state: Path) -> None:
     for i, a in enumerate(v.route.history if v.route else ()):
         fences = " ".join(f"{k}>{f}" for k, f in sorted(a.fences.items()))
         moved = ", ".join(f"{s}->{lane}" for s, lane in a.lanes.items()) or "all stable"
-        print(f"  history {i + 1}: from {fences}: {moved}")
+        seats = "".join(f"; {lane} replicas {','.join(rs)}" for lane, rs in sorted(a.replicas.items()))
+        print(f"  history {i + 1}: from {fences}: {moved}{seats}")
     for lane, cursors in v.cursors.items():
         for c in cursors:
             print(f"  {lane:<7} {c.durable} on {c.stream}: delivered {c.delivered}  ack floor {c.ack_floor}"
