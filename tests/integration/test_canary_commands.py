@@ -11,6 +11,7 @@ in order, none lost; and the per-process counters say no input was handled by tw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -125,6 +126,21 @@ async def finish(bus, feed: Feed, stop: asyncio.Event, publisher: asyncio.Task[N
         assert profiles[-1].trades_in_window == feed.trades[sym], sym
 
 
+@contextlib.asynccontextmanager
+async def books_flowing(sup: Supervisor, bus, canary_env: dict[str, str] | None,
+                        symbols: list[str]) -> AsyncIterator[Feed]:
+    """Start the supervisor (and a canary owning ``symbols``), feed books until the body is done,
+    then check every book came out once, in order, with its state."""
+    await asyncio.to_thread(sup.start, canary_env, symbols)
+    feed, stop = Feed(bus), asyncio.Event()
+    publisher = asyncio.create_task(feed.run(stop))
+    try:
+        await flowing(bus, feed, 20)
+        yield feed
+    finally:
+        await finish(bus, feed, stop, publisher)
+
+
 async def lane_gone(bus, supervisor: Supervisor) -> None:
     """No canary process, durable or confirmation is left; the route gives stable everything.
     Then the supervisor reads the counters of the processes left."""
@@ -140,11 +156,7 @@ async def lane_gone(bus, supervisor: Supervisor) -> None:
 
 
 async def test_route_then_promote_while_books_flow_moves_every_book_once(supervisor, bus, isolated):
-    await asyncio.to_thread(supervisor.start, FETCH_32, [])
-    feed, stop = Feed(bus), asyncio.Event()
-    publisher = asyncio.create_task(feed.run(stop))
-    try:
-        await flowing(bus, feed, 20)
+    async with books_flowing(supervisor, bus, FETCH_32, []) as feed:
         said = await command(isolated, supervisor, "canary", "route", "aggregator", "ETHFDUSD")
         assert "aggregator: ETHFDUSD routed to the canary at fences {'MD':" in said
         await flowing(bus, feed, 20)
@@ -156,8 +168,6 @@ async def test_route_then_promote_while_books_flow_moves_every_book_once(supervi
         said = await command(isolated, supervisor, "canary", "promote", "aggregator")
         assert "aggregator: promoted; the canary is stopped and retired" in said
         await flowing(bus, feed, 20)
-    finally:
-        await finish(bus, feed, stop, publisher)
     await lane_gone(bus, supervisor)
     # stable now runs with the canary's settings
     assert [dict(p.env) for p in supervisor.stack.procs] == [FETCH_32]
@@ -168,16 +178,11 @@ async def test_route_then_promote_while_books_flow_moves_every_book_once(supervi
 
 
 async def test_rollback_moves_the_canary_symbols_back_and_stops_it(supervisor, bus, isolated):
-    await asyncio.to_thread(supervisor.start, FETCH_32, ["ETHFDUSD"])
-    feed, stop = Feed(bus), asyncio.Event()
-    publisher = asyncio.create_task(feed.run(stop))
-    try:
-        await flowing(bus, feed, 30)
+    async with books_flowing(supervisor, bus, FETCH_32, ["ETHFDUSD"]) as feed:
+        await flowing(bus, feed, 10)
         said = await command(isolated, supervisor, "canary", "rollback", "aggregator")
         assert "aggregator: ETHFDUSD back to stable at fences" in said
         await flowing(bus, feed, 20)
-    finally:
-        await finish(bus, feed, stop, publisher)
     await lane_gone(bus, supervisor)
     assert supervisor.handled("ETHFDUSD") == 2 * len(feed.books["ETHFDUSD"])
     canary_eth = sum(r.handled("ETHFDUSD") for (_, lane, _), r in supervisor.lanes.ledger.latest.items()
@@ -262,11 +267,7 @@ async def test_up_with_a_canary_shows_each_lane_in_the_summary_and_the_final_lin
 
 
 async def test_scale_to_two_replicas_and_back_while_books_flow(supervisor, bus, isolated):
-    await asyncio.to_thread(supervisor.start, None, [])
-    feed, stop = Feed(bus), asyncio.Event()
-    publisher = asyncio.create_task(feed.run(stop))
-    try:
-        await flowing(bus, feed, 20)
+    async with books_flowing(supervisor, bus, None, []) as feed:
         said = await command(isolated, supervisor, "scale", "aggregator", "2")
         assert "aggregator: 2 stable replica(s) running" in said
         assert supervisor.process_keys() == {"aggregator", "aggregator.stable.1"}
@@ -284,8 +285,6 @@ async def test_scale_to_two_replicas_and_back_while_books_flow(supervisor, bus, 
         said = await command(isolated, supervisor, "scale", "aggregator", "1")
         assert supervisor.process_keys() == {"aggregator"}
         await flowing(bus, feed, 20)
-    finally:
-        await finish(bus, feed, stop, publisher)
     # (per-process counts are no invariant here: the replica that left hands nothing over, and
     # the one taking its symbols replays them from its checkpoint, publishing only what is new)
     store = await RouteStore.open(bus, "aggregator")

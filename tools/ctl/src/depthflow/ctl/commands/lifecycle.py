@@ -301,7 +301,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     live = {p.pid for p in stack.running()}
     for p in stack.procs:
         restarts = f"  ({p.restarts} restarts)" if p.restarts else ""
-        print(f"  {p.name:<11} {'running' if p.pid in live else 'STOPPED'}{restarts}")
+        print(f"  {p.key:<11} {'running' if p.pid in live else 'STOPPED'}{restarts}")
     snap = try_snapshot(urls, args.prefix, args.venue)
     if snap is None:
         return 1
