@@ -240,7 +240,8 @@ def test_up_refuses_a_guard_that_would_never_trip_before_anything_starts(tmp_pat
         (["--canary", "peaks:NOSUCH"], "unknown symbol(s) NOSUCH"),
         (["--canary", "collector"], "the collector has no input to route"),
     ]:
-        done = subprocess.run([sys.executable, "-m", "depthflow.ctl", "--state", str(state), "up", *args],
+        done = subprocess.run([sys.executable, "-m", "depthflow.ctl", "--state", str(state), "up",
+                               "--duration", "1", *args],  # were it not refused, it ends by itself
                               env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 2, done.stdout + done.stderr
         assert why in done.stdout
