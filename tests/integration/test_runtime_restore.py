@@ -121,9 +121,6 @@ async def test_each_symbol_is_replayed_from_its_own_checkpoint_and_dead_letters_
     assert restored.ids == {BTC: [1, 2, 3, 4, 5], ETH: [1, 2, 3, 4, 5]}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime._restore replays from the lowest seq among the states it could load: a symbol whose "
-    "state was refused (IncompatibleState) misses its messages up to the others' checkpoints"))
 async def test_a_state_in_another_format_is_rebuilt_from_the_stream_beside_restored_ones(bus, isolated):
     await publish(bus, (BTC, 1), (BTC, 2), (ETH, 1))
     await consume_all(isolated, Applied(), 3)

@@ -843,12 +843,14 @@ class Service:
         assert inp.checkpointing is not None
         ck = inp.checkpointing
         saved = await self._checkpoints.load(inp.stream)
+        refused = False
         for symbol, (seq, blob) in saved.items():
             try:
                 ck.target.load_state(symbol, blob)
             except IncompatibleState as e:
                 log.warning("checkpoint in another format: rebuilding from the stream",
                             extra={"stream": inp.stream, "symbol": symbol, "reason": str(e)})
+                refused = True
                 continue
             ck.restored[symbol] = seq
             # the state saved at seq is the lane's own only where the lane owned the symbol then
@@ -864,7 +866,8 @@ class Service:
         except NotFoundError:
             return
         floor = info.ack_floor.stream_seq if info.ack_floor else 0
-        start = min(ck.restored.values(), default=0) + 1
+        # a refused state is rebuilt from the stream's start, not from the other symbols' checkpoints
+        start = 1 if refused else min(ck.restored.values(), default=0) + 1
         replayed = 0
         for seq in range(start, floor + 1):
             try:
