@@ -38,3 +38,18 @@ def test_every_span_is_stamped_with_the_lane_and_replica() -> None:
     with provider.get_tracer("t").start_as_current_span("handle") as span:
         assert span.attributes["depthflow.lane"] == "canary"
         assert span.attributes["depthflow.replica"] == "1"
+
+
+def test_a_service_says_its_lane_and_replica_in_every_log_line() -> None:
+    from depthflow.common.config import RuntimeConfig
+    from depthflow.common.runtime import Service
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        Service("peaks", RuntimeConfig(lane="canary", replica="3"))
+    finally:
+        root.handlers[:], root.level = handlers, level
+    record = logging.makeLogRecord({"name": "depthflow.runtime", "levelname": "INFO", "msg": "ready"})
+    line = json.loads(JsonFormatter("peaks").format(record))
+    assert (line["lane"], line["replica"]) == ("canary", "3")

@@ -185,7 +185,7 @@ class Service:
         self.cfg = cfg
         self.subjects = Subjects(cfg.prefix)
         self.metrics = Metrics(name, cfg.lane, cfg.symbols)
-        self.tracer = setup_tracing(name, cfg.otel_endpoint)
+        self.tracer = setup_tracing(name, cfg.otel_endpoint, cfg.lane, cfg.replica or "0")
         self.bus: Bus | None = None
         self._inputs: dict[str, StreamInput] = {}
         self._tasks: list[Callable[[Bus], Coroutine[Any, Any, None]]] = []
