@@ -4,6 +4,8 @@ checked against (``test_zones.py``).
 This was the service's implementation until the zone assembly moved into numba kernels (it cost
 ~1.5 ms a snapshot, mostly Python objects per peak). It is kept, plain and slow, because it reads
 like the definition: grids, peaks as zones, clipping at the mid, merging, ranking, resonance.
+The levels and vacuums come from ``levels_reference`` (plain numpy, checked against the kernels in
+``test_levels_reference.py``); the peaks still come from the production detector.
 """
 
 from __future__ import annotations
@@ -18,10 +20,9 @@ import numpy as np
 from depthflow.common.messages import Zone
 from depthflow.common.pricing import bucket_keys
 from depthflow.peaks.detectors import Peak, find_wave_peaks
-from depthflow.peaks.levels import point_of_control, value_area, volume_nodes
 from depthflow.peaks.params import PeakParams
-from depthflow.peaks.vacuums import vacuums
 from depthflow.peaks.zones import ZONE_FIELDS, ZONE_KINDS, Analysis
+from tests.unit.peaks.levels_reference import point_of_control, vacuums, value_area, volume_nodes
 
 
 @dataclass(frozen=True)
