@@ -12,6 +12,7 @@ SYMBOLS ?= BTCFDUSD,ETHFDUSD
 CANARY ?=
 ONLY ?=
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 
 #== Setup
 $(UV):
@@ -36,8 +37,8 @@ status: install  #-- print the live summary once
 	@$(RUN) depthflow status
 
 #== Quality
-test: install  #-- run the test suite on real servers (DEPTHFLOW_SLOW=1 adds the soaks)
-	@$(RUN) pytest $(PYTEST_ARGS)
+test: install  #-- run the test suite on real servers (DEPTHFLOW_SLOW=1 adds the soaks; TEST_WORKERS=0 runs it in one process)
+	@$(RUN) pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 lint: install  #-- ruff and mypy (the type checker; settings in pyproject.toml)
 	@$(RUN) ruff check .

@@ -15,7 +15,11 @@ from depthflow.common.telemetry import JsonFormatter, LaneSpans, Metrics, identi
 
 @pytest.fixture(autouse=True)
 def _identity_restored():
+    """Each test starts from a process that said nothing yet (another test in this worker may
+    have built a Service, which says its lane and replica), and leaves the identity as found."""
     before = dict(telemetry._identity)
+    telemetry._identity.clear()
+    telemetry._identity["lane"] = "stable"
     yield
     telemetry._identity.clear()
     telemetry._identity.update(before)
