@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import msgspec
 from nats.js.api import DeliverPolicy
-from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError, NotFoundError
 
 from depthflow.common.bus import Bus
 from depthflow.common.routing import STABLE, Route, RouteStore, ack_key
@@ -98,7 +98,22 @@ async def view(bus: Bus, service: str, lanes: tuple[str, ...]) -> LaneView:
     route, revision = await store.read()
     return LaneView(service=service, route=route, revision=revision,
                     cursors={lane: await cursors(bus, service, lane) for lane in lanes},
-                    confirmations=await store.confirmations(lanes))
+                    confirmations=await _confirmations(store, route, lanes))
+
+
+async def _confirmations(store: RouteStore, route: Route | None, lanes: tuple[str, ...]) -> dict[str, int]:
+    """Every lane's confirmations: the bucket's listing, and each replica the route names read
+    by its key. Why both: a listing taken while replicas' heartbeats are written to the same
+    bucket was seen to leave out a confirmation that a read by key finds."""
+    out = await store.confirmations(lanes)
+    sets = route.current_replicas() if route is not None else {}
+    for lane in lanes:
+        for replica in sets.get(lane, ["0"]):
+            if f"{lane}.{replica}" not in out:
+                with contextlib.suppress(KeyDeletedError, KeyNotFoundError, NotFoundError, ValueError):
+                    entry = await store.kv.get(ack_key(store.service, lane, replica))
+                    out[f"{lane}.{replica}"] = int((entry.value or b"0").decode())
+    return out
 
 
 async def _first_after(bus: Bus, stream: str, filters: list[str], symbol: str, fence: int) -> int | None:
