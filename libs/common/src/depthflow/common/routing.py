@@ -376,6 +376,17 @@ class RouteStore:
         """Record that ``replica`` of ``lane`` applies the route at ``revision``."""
         await self.kv.put(ack_key(self.service, lane, replica), str(revision).encode())
 
+    async def confirmation(self, seat: str) -> int:
+        """Return the revision ``<lane>.<replica>`` confirmed (0: none yet), read by its key.
+
+        Why not :meth:`confirmations` in a poll loop: each listing creates a consumer on the
+        bucket's stream, and a switch polling listings while replicas came and went reached the
+        server's consumer limit (``maximum consumers limit reached``)."""
+        with contextlib.suppress(NotFoundError, KeyNotFoundError, KeyDeletedError, ValueError):
+            entry = await self.kv.get(f"{self.service}.{seat}")
+            return int((entry.value or b"0").decode())
+        return 0
+
     async def confirmations(self, lanes: Iterable[str]) -> dict[str, int]:
         """Return ``<lane>.<replica> -> confirmed revision`` for the given lanes."""
         wanted = tuple(f"{self.service}.{lane}." for lane in lanes)
@@ -480,7 +491,7 @@ async def switch(
                                           "replicas": {k: sorted(v) for k, v in new.items()}})
         seats = [f"{lane}.{r}" for lane in lanes for r in sorted(new[lane])]
         try:
-            await _confirmed(store, lanes, seats, new_rev, confirm_within_s, poll_s)
+            await _confirmed(store, seats, new_rev, confirm_within_s, poll_s)
         except TimeoutError:
             # nothing above the fences was delivered: writing the old history back is exact
             restored = route if route is not None else Route(service=service)
@@ -553,14 +564,13 @@ async def _check_settled(bus: Bus, service: str, route: Route, moves: Mapping[st
                     "symbol's state; try again once it has")
 
 
-async def _confirmed(store: RouteStore, lanes: Sequence[str], seats: Sequence[str],
-                     revision: int, within_s: float, poll_s: float) -> None:
+async def _confirmed(store: RouteStore, seats: Sequence[str], revision: int, within_s: float,
+                     poll_s: float) -> None:
     async def wait() -> None:
         while True:
-            acks = await store.confirmations(lanes)
             # every replica of the new sets applies this revision (one taken out is not asked:
             # it may be dead, and its durable is deleted before anything resumes)
-            if all(acks.get(seat, 0) >= revision for seat in seats):
+            if all([await store.confirmation(seat) >= revision for seat in seats]):
                 return
             await asyncio.sleep(poll_s)
 

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import msgspec
 from nats.js.api import DeliverPolicy
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
 
 from depthflow.common.bus import Bus
 from depthflow.common.routing import STABLE, Route, RouteStore, ack_key
@@ -109,10 +109,9 @@ async def _confirmations(store: RouteStore, route: Route | None, lanes: tuple[st
     sets = route.current_replicas() if route is not None else {}
     for lane in lanes:
         for replica in sets.get(lane, ["0"]):
-            if f"{lane}.{replica}" not in out:
-                with contextlib.suppress(KeyDeletedError, KeyNotFoundError, NotFoundError, ValueError):
-                    entry = await store.kv.get(ack_key(store.service, lane, replica))
-                    out[f"{lane}.{replica}"] = int((entry.value or b"0").decode())
+            seat = f"{lane}.{replica}"
+            if seat not in out and (rev := await store.confirmation(seat)):
+                out[seat] = rev
     return out
 
 
