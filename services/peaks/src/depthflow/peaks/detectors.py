@@ -55,7 +55,7 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 
 from depthflow.peaks.jit import FAST, kernel
-from depthflow.peaks.kernels import as_f64, nonzero_mean, prominence, smooth_gaussian
+from depthflow.peaks.kernels import as_f64, masked_maxima, nonzero_mean, prominence, smooth_gaussian
 from depthflow.peaks.params import DEFAULT, PeakParams
 
 __all__ = ["BLOCK", "Features", "Peak", "WavePeaks", "detect_arrays", "find_wave_peaks"]
@@ -467,23 +467,7 @@ def _candidates(ys: np.ndarray, sigb: np.ndarray, z: float, half: int) -> tuple[
         for t in range(m):
             h = here[t]
             mk[t] = (h > left[t]) & (h >= right[t]) & (h >= bar)
-    packed = mask.view(np.uint64)
-    out = np.empty(n, dtype=np.int64)
-    k = 0
-    for w in range(words):
-        if packed[w] == 0:
-            continue
-        for i in range(w * 8, w * 8 + 8):
-            if mask[i] == 0:
-                continue
-            j = i
-            while j + 1 < n and ys[j + 1] == ys[i]:
-                j += 1
-            if j + 1 >= n or ys[j + 1] > ys[i]:
-                continue  # a shelf on the way up, or a plateau running into the edge: no peak
-            out[k] = (i + j) // 2
-            k += 1
-    return out[:k], bsum
+    return masked_maxima(ys, mask), bsum
 
 
 @kernel(inline="always")

@@ -188,6 +188,31 @@ def _window_floor(ys: np.ndarray, half: int) -> np.ndarray:
     return out
 
 
+@kernel(inline="always")
+def masked_maxima(ys: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The local maxima of ``ys`` marked in ``mask`` (a byte per bucket, padded to whole 8-byte
+    words), read 8 bytes at a time so the few marked ones cost no branch per bucket. A plateau
+    counts once, at its middle; a shelf on the way up or a plateau running into the edge never."""
+    n = ys.size
+    packed = mask.view(np.uint64)
+    out = np.empty(n, dtype=np.int64)
+    k = 0
+    for w in range(packed.size):
+        if packed[w] == 0:
+            continue
+        for i in range(w * 8, w * 8 + 8):
+            if mask[i] == 0:
+                continue
+            j = i
+            while j + 1 < n and ys[j + 1] == ys[i]:
+                j += 1
+            if j + 1 >= n or ys[j + 1] > ys[i]:
+                continue
+            out[k] = (i + j) // 2
+            k += 1
+    return out[:k]
+
+
 @kernel(fastmath=FAST)
 def prominent_candidates(ys: np.ndarray, half: int, cut: float) -> np.ndarray:
     """Local maxima of ``ys`` that rise at least ``cut`` above the minimum of their window.
@@ -213,23 +238,7 @@ def prominent_candidates(ys: np.ndarray, half: int, cut: float) -> np.ndarray:
     for t in range(n - 2):
         h = here[t]
         mk[t] = (h > left[t]) & (h >= right[t]) & (h - fl[t] >= cut)
-    packed = mask.view(np.uint64)
-    out = np.empty(n, dtype=np.int64)
-    k = 0
-    for w in range(words):
-        if packed[w] == 0:
-            continue
-        for i in range(w * 8, w * 8 + 8):
-            if mask[i] == 0:
-                continue
-            j = i
-            while j + 1 < n and ys[j + 1] == ys[i]:
-                j += 1
-            if j + 1 >= n or ys[j + 1] > ys[i]:
-                continue  # a shelf on the way up, or a plateau running into the edge: no peak
-            out[k] = (i + j) // 2
-            k += 1
-    return out[:k]
+    return masked_maxima(ys, mask)
 
 
 @kernel(fastmath=FAST)
