@@ -1,14 +1,18 @@
 """``depthflow up`` as an operator runs it, in a process of its own: a SIGKILLed service is
-restarted and every snapshot still gives exactly one output per stage; a second ``up`` on the
-same state folder is refused; Ctrl-C (SIGINT to the process group), SIGTERM and ``down`` after
+restarted and every snapshot still gives exactly one output per stage, and ``depthflow status``
+then prints what the streams hold (per stage and symbol, the services running or STOPPED, the
+restarts, the dead letters, the equity); a second ``up`` on the same state folder is refused;
+Ctrl-C (SIGINT to the process group), SIGTERM and ``down`` after
 ``--detach`` leave no process behind, services and servers alike; a service that cannot reach
 NATS says so within its bound, and a SIGTERM while it tries ends it at once."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,10 +24,14 @@ import pytest
 
 from depthflow.common.messages import (
     BookBuckets,
+    DeadLetter,
     DepthSnapshot,
     OrderApproved,
+    OrderFilled,
     OrderRejected,
     SignalFused,
+    TradeBatch,
+    TradeProfile,
     ZonesDetected,
 )
 from depthflow.ctl.supervisor import wait_gone
@@ -132,8 +140,9 @@ PIPELINE = [  # stream, subject builder, type: one output per snapshot at every 
 ]
 
 
-async def assert_exactly_once(bus, snapshots: int | None = None) -> None:
-    """Every stage holds one output per snapshot, for the same market events, and no dead letter."""
+async def assert_exactly_once(bus, snapshots: int | None = None, dead_letters: int = 0) -> None:
+    """Every stage holds one output per snapshot, for the same market events, and no dead letter
+    (but ``dead_letters`` the test made itself)."""
     s = bus.subjects
     for sym in SYMBOLS:
         origins = {}
@@ -144,7 +153,7 @@ async def assert_exactly_once(bus, snapshots: int | None = None) -> None:
         assert snapshots is None or len(first) == snapshots, (sym, len(first))
         assert len(set(first)) == len(first), sym
         assert all(o == first for o in origins.values()), (sym, {k: len(v) for k, v in origins.items()})
-    assert await subject_count(bus, "DLQ", s.dlq()) == 0
+    assert await subject_count(bus, "DLQ", s.dlq()) == dead_letters
 
 
 async def kill_and_see_restarted(up: Up, name: str) -> None:
@@ -185,6 +194,16 @@ async def test_a_killed_service_is_restarted_and_every_snapshot_still_flows_once
 
     await wait_for(decided, within_s=180)
     await up.wait_text("the collector finished its source")
+    # one dead letter of the test's own (a symbol the summary does not show, so no count moves)
+    await bus.js.publish(s.md_depth("binance", "XRPFDUSD"), b"\xc1 not msgpack")
+
+    async def dead_lettered() -> bool:
+        return await subject_count(bus, "DLQ", s.dlq()) >= 1
+
+    await wait_for(dead_lettered, within_s=60)
+    status = await asyncio.to_thread(_depthflow, state, isolated.prefix, "status", urls=isolated.urls)
+    assert status.returncode == 0, status.stdout + status.stderr
+    await assert_status_shows_what_the_streams_hold(status.stdout, bus, up, restarted={"aggregator": 1})
     children = list(up.services().values())
     os.kill(up.proc.pid, signal.SIGTERM)
     assert up.finish() == 0, up.text()
@@ -192,7 +211,98 @@ async def test_a_killed_service_is_restarted_and_every_snapshot_still_flows_once
     assert final["restarts"] == {"aggregator": 1}
     assert "collector restarted" not in up.text()
     assert not [p for p in children if _alive(p)]
-    await assert_exactly_once(bus, SNAPSHOTS)
+    await assert_exactly_once(bus, SNAPSHOTS, dead_letters=1)
+
+
+SHOWN_STAGES = [  # label in the printed line, stream, subject builder, type
+    ("depth", "MD", "md_depth", DepthSnapshot),
+    ("trades", "MD", "md_trade", TradeBatch),
+    ("book", "AGG", "agg_book", BookBuckets),
+    ("profile", "AGG", "agg_profile", TradeProfile),
+    ("zones", "PEAKS", "peaks_zones", ZonesDetected),
+    ("signals", "SIGNALS", "signal_fused", SignalFused),
+]
+SERVICES = ("collector", "aggregator", "peaks", "ai-fusion", "risk")
+STARTING_CASH = 100_000.0  # risk's default: the equity shown before any fill
+
+
+async def assert_status_shows_what_the_streams_hold(
+    text: str, bus, up: Up, restarted: dict[str, int]
+) -> None:
+    """``depthflow status``'s printed text, read as an operator reads it, against the test's own
+    reading of the streams (every message read back, not the streams' counters the summary
+    uses) and what the test knows of the processes: the collector finished its source (so it
+    is STOPPED), every other service runs, and ``restarted`` are the restarts it caused.
+
+    Printed numbers are read back from the text: counts as integers, the equity to the cent,
+    scores to the third decimal and the zones' prices to the symbol's precision."""
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("depthflow"))
+    supervisor, *services = lines[:header]
+    assert re.fullmatch(rf"\s+supervisor\s+running \(pid {up.proc.pid}\)", supervisor), text
+    shown = {}
+    for line in services:
+        name, state, *rest = line.split()
+        restarts = re.fullmatch(r"\((\d+) restarts\)", " ".join(rest)) if rest else None
+        assert not rest or restarts, line
+        shown[name] = (state, int(restarts.group(1)) if restarts else 0)
+    pids = up.services()
+    assert {n: _alive(pids[n]) for n in SERVICES} == {n: n != "collector" for n in SERVICES}
+    assert shown == {n: ("STOPPED" if n == "collector" else "running", restarted.get(n, 0))
+                     for n in SERVICES}, text
+
+    s = bus.subjects
+    letters = await read_all(bus, "DLQ", s.dlq(), DeadLetter)
+    fills = [m for _, m in await read_all(bus, "RISK", s.risk_fill(), OrderFilled)]
+    equity = fills[-1].equity_after if fills else STARTING_CASH
+    top = re.fullmatch(r"depthflow — +\d+s +equity ([\d,]+\.\d\d) +dead letters (\d+)", lines[header])
+    assert top, lines[header]
+    assert abs(float(top.group(1).replace(",", "")) - equity) <= 0.005, (top.group(1), equity)
+    assert int(top.group(2)) == len(letters) == 1
+    label, _, listed = lines[header + 1].strip().partition(" ")
+    assert label == "restarts", lines[header + 1]
+    assert {k: int(v) for k, v in (item.split() for item in listed.split(","))} == restarted
+
+    by_symbol: dict[str, list[str]] = {}
+    for line in lines[header + 2:]:
+        first = line.split()[0]
+        if first in SYMBOLS:
+            by_symbol[first] = [line]
+        else:  # the zones and signal lines under a symbol's counts
+            by_symbol[list(by_symbol)[-1]].append(line)
+    assert list(by_symbol) == SYMBOLS, text
+    for sym in SYMBOLS:
+        counts_line, zones_line, signal_line = by_symbol[sym]
+        words = counts_line.split()[1:]
+        printed = dict(zip(words[::2], map(int, words[1::2]), strict=True))
+        expected = {}
+        last = {}
+        for label, stream, builder, type_ in SHOWN_STAGES:
+            msgs = [m for _, m in await read_all(bus, stream, getattr(s, builder)("binance", sym), type_)]
+            expected[label] = len(msgs)
+            last[label] = msgs[-1] if msgs else None
+        decisions = [m for _, m in await read_all(bus, "RISK", s.risk_order("binance", sym),
+                                                  OrderApproved | OrderRejected)]
+        expected["orders"] = sum(isinstance(m, OrderApproved) for m in decisions)
+        expected["fills"] = sum(f.symbol == sym for f in fills)
+        # a FLAT signal asks for nothing: its rejection is not a refused order
+        expected["rejected"] = sum(isinstance(m, OrderRejected) and m.reason != "signal_flat"
+                                   for m in decisions)
+        assert printed == expected, (sym, counts_line)
+        assert expected["depth"] == SNAPSHOTS  # the test saw the run it made
+        assert expected["trades"] > 0
+
+        z = last["zones"]
+        step = z.tick_size or z.bucket_size  # prices are shown with its decimals: off by half of it
+        zw = zones_line.split()
+        assert (zw[0], zw[2]) == ("mid", "POC"), zones_line
+        assert abs(float(zw[1]) - z.mid) <= step / 2 + 1e-9, (zones_line, z.mid)
+        assert abs(float(zw[3]) - z.poc) <= step / 2 + 1e-9, (zones_line, z.poc)
+        sig = last["signals"]
+        sw = signal_line.split()
+        assert (sw[0], sw[1], sw[2], sw[4], sw[5]) == ("signal", sig.side, "score", "mode", sig.mode), \
+            signal_line
+        assert abs(float(sw[3]) - sig.score) <= 0.0005, (signal_line, sig.score)
 
 
 @pytest.mark.slow
