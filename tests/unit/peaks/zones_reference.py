@@ -4,8 +4,9 @@ checked against (``test_zones.py``).
 This was the service's implementation until the zone assembly moved into numba kernels (it cost
 ~1.5 ms a snapshot, mostly Python objects per peak). It is kept, plain and slow, because it reads
 like the definition: grids, peaks as zones, clipping at the mid, merging, ranking, resonance.
-The levels and vacuums come from ``levels_reference`` (plain numpy, checked against the kernels in
-``test_levels_reference.py``); the peaks still come from the production detector.
+The peaks and walls come from ``waves_reference`` and the levels and vacuums from
+``levels_reference`` (plain numpy, checked against the kernels in ``test_waves_reference.py`` and
+``test_levels_reference.py``): nothing here runs a production kernel.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import numpy as np
 
 from depthflow.common.messages import Zone
 from depthflow.common.pricing import bucket_keys
-from depthflow.peaks.detectors import Peak, find_wave_peaks
 from depthflow.peaks.params import PeakParams
 from depthflow.peaks.zones import ZONE_FIELDS, ZONE_KINDS, Analysis
 from tests.unit.peaks.levels_reference import point_of_control, vacuums, value_area, volume_nodes
+from tests.unit.peaks.waves_reference import Found, find_wave_peaks
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def _grid(
     return _Grid(grid_px, dense, lo_pad, dense.size - 1 - hi_pad, total, first)
 
 
-def _zones(grid: _Grid, size: float, peaks: Sequence[Peak], kind: str) -> list[_Found]:
+def _zones(grid: _Grid, size: float, peaks: Sequence[Found], kind: str) -> list[_Found]:
     """Peaks (or walls) as price bands; pad rows are never a peak and never part of a zone."""
     out = []
     total = grid.total or 1.0
@@ -245,7 +246,7 @@ def analyse(
     def found(grid: _Grid | None) -> list[_Found]:
         if grid is None:
             return []
-        found = find_wave_peaks(grid.px, grid.vol, params=p)
+        found = find_wave_peaks(grid.vol, p)
         return _zones(grid, size, found.peaks, "wave") + _zones(grid, size, found.walls, "wall")
 
     bid_found, ask_found, trade_found = found(bids), found(asks), found(trades)

@@ -1,0 +1,362 @@
+"""Wave peaks and walls re-derived in plain numpy and Python: the oracle of
+``test_waves_reference.py`` and the peaks of ``zones_reference.py``.
+
+Written from the definitions in the docstrings of ``depthflow.peaks.detectors`` and its kernels,
+not from the kernels, and imports none of them (only ``PeakParams`` for the defaults): a wrong
+kernel shows up as a disagreement instead of being checked against itself. Clarity over speed:
+each quantity is computed by its definition (a block's noise scale from its own pool of
+differences, SciPy's prominence, SciPy's gaussian), none of the kernels' speed devices (masks,
+packed words, sliding bounds, prefilters) is repeated.
+
+Where the documentation leaves a choice open, the rule the production detector follows was read
+from its code and is stated here (numbered; ``test_waves_reference.py`` checks every one):
+
+1. ``y = sqrt(v)`` in double precision; the volume floor is ``min_relative_volume`` x the mean of
+   the non-empty buckets. Fewer than three buckets: nothing.
+2. Noise scale, per block of ``BLOCK`` (32) buckets: block ``b`` holds the differences
+   ``d[i] = |y[i+1] - y[i]|`` with ``i // 32 == b``; its *pool* is the differences of blocks
+   ``b - reach .. b + reach``, ``reach = max(round(noise_window / 64), 1)``. Trimmed twice: a
+   difference is kept when it is at most its own block's cut, the cut being 3x the mean of the
+   pool's differences (first) and 3x the mean of the pool's kept ones (second; the second cut is
+   applied to all differences, not only to those the first kept). The scale is the mean of the
+   pool's kept differences x sqrt(pi)/2, at least ``floor = 0.1 x mean(d) x sqrt(pi)/2`` (an
+   empty pool's mean is 0). A bucket's scale is its block's.
+3. Walls, on ``y`` as it is (earlier walls do not change the later tests), buckets
+   ``i = 1 .. n-2`` from left to right; a wall may not start on the bucket right after the
+   previous wall (its neighbour). At ``i``: ``e1 = y[i] - max(y[i-1], y[i+1])`` (one bucket),
+   ``e2 = min(y[i], y[i+1]) - max(y[i-1], y[i+2])`` (two buckets; none at ``i = n-2``); the
+   wall is two buckets wide when ``e2 > e1`` (ties: one).
+
+   a. *Over both neighbours*: ``max(e1, e2) >= wall_z x`` the block's **bound** scale
+      ``max((S - 3 cut) / (C - 3) x sqrt(pi)/2, floor)`` (``S``, ``C``: the sum and count of the
+      kept differences of the pool of ``i``'s block, ``cut`` its second cut; ``floor`` when
+      ``C <= 3``). This is what the code does: the neighbour test is made only in the speed
+      prefilter (``_wall_mask`` with ``_least_own_scale``), never again with the wall's own scale.
+   b. *Own scale*: the block's kept differences without the wall's flank differences
+      ``d[u]``, ``u = i-1 .. j`` (``j`` the wall's last bucket), each taken out when it is at
+      most the cut **of the wall's block** (also when ``d[u]`` lies in the neighbouring block,
+      whose own cut decided whether it was kept); mean x sqrt(pi)/2, at least ``floor``.
+   c. Background: the median of the 8 buckets left of the left neighbour (``y[i-9 .. i-2]``,
+      clipped) and of the 8 right of the right one; an empty side takes the other's; both empty:
+      ``max(neighbours)``. ``height = top - max(backgrounds)`` (``top``: the lower of a two-bucket
+      wall's buckets) must be > 0 and ``>= wall_z x`` the own scale (> 0); each neighbour within
+      ``wall_shoulder x height`` of its side's background (``<=``); the wall's bigger raw volume
+      at least the floor. Score ``height / own scale``.
+   d. Each wall's buckets are then set to the mean of its two neighbours (in ``y``; the volume:
+      that mean squared).
+4. Lone levels (``spike_ratio > 0``): one pass from left to right over ``j = 1 .. n-2`` on the
+   wall-free ``y`` *as it is being changed* (a level set lower makes its right neighbour's test
+   with the new value), skipping every wall bucket and each wall's two neighbours: when
+   ``y[j] > 0``, ``y[j] >= sqrt(spike_ratio) x max(y[j-1], y[j+1])`` (the ratio in volume, tested
+   in square-root units) and ``y[j] - max(y[j-1], y[j+1]) >= (wall_z / 2) x`` the block scale
+   (rule 2, not a wall's), ``y[j]`` is set to its neighbours' mean (volume: squared).
+5. ``ys``: the gaussian of sigma ``smooth`` buckets, radius ``ceil(3 smooth)``, the end values
+   repeated outwards (scipy ``mode="nearest"``); ``smooth <= 0``: none.
+6. Maxima: interior local maxima of ``ys``; a plateau counts once, at its middle
+   (``(first + last) // 2``), when the buckets before and after it are both lower; a plateau
+   reaching either end never counts.
+7. A maximum is a wave when its prominence (SciPy's, ``wlen = 2 half + 1``,
+   ``half = max(window // 2, 1)``) is > 0 and ``>= prominence_z x sig``, ``sig > 0``:
+   ``sig`` is the block scale, times ``r ** level_noise`` when ``level_noise > 0`` and the block's
+   local mean level is > 0, with ``r = max(1, ys[i] / level)`` capped at ``level_cap`` when
+   ``level_cap > 0``; the local mean level is the mean of ``ys`` over the buckets of the same
+   pooled blocks as the noise (rule 2). Score ``prominence / sig``.
+8. Its zone: the run of buckets around it with ``ys >= ys[i] - prominence / 2`` (``>=``: a bucket
+   exactly at half the prominence is in). The code also stops it at ``half`` buckets each side and
+   at the ends; neither limit ever binds: each side's minimum lies inside the window, at most
+   ``ys[i] - prominence``, so the run ends before it. Kept only when the zone's biggest **wall-
+   and spike-free** volume is > 0 and at least the floor, and (``top_share < 1``) the two biggest
+   **raw** volumes of the zone (walls and lone levels included) hold at most ``top_share`` of its
+   raw volume (summed in index order).
+9. One per hump: a wave is dropped when it lies inside the zone of another wave (before this
+   rule: a dropped wave still drops others) with a higher score, or an equal score and a lower
+   index.
+10. Confidence: ``min(1, score / (2 threshold))`` (``prominence_z`` for waves, ``wall_z`` for
+    walls), 1 when the threshold is 0. A wall's ``index`` and ``low_index`` are its first bucket.
+
+Every test against a threshold computed from sums (noise scales, levels, the floor, the
+smoothing) is also noted when it lies within a relative ``NEAR`` of the threshold (``near``):
+there the kernels' differently ordered sums may decide the other way, and the test skips it.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import peak_prominences
+
+from depthflow.peaks.params import PeakParams
+
+BLOCK = 32
+RING = 8
+NEAR = 1e-9
+_NORMAL = math.sqrt(math.pi) / 2.0  # sigma per mean absolute difference of normal noise
+
+
+class Found(NamedTuple):
+    """One wave peak or wall, in buckets (``low_index``..``high_index`` inclusive)."""
+
+    index: int
+    low_index: int
+    high_index: int
+    score: float
+    confidence: float
+
+
+class Result(NamedTuple):
+    peaks: list[Found]
+    walls: list[Found]
+    near: list[str]  # decisions that lay within NEAR of their threshold (rounding may flip them)
+
+
+class _Judge:
+    """Comparisons that note when they lie within ``NEAR`` (relative) of deciding otherwise."""
+
+    def __init__(self) -> None:
+        self.near: list[str] = []
+
+    def ge(self, a: float, b: float, what: str, scale: float = 0.0, ties_exact: bool = False) -> bool:
+        gap = abs(a - b)
+        if gap <= NEAR * max(abs(a), abs(b), abs(scale)) and not (ties_exact and gap == 0.0):
+            self.near.append(what)
+        return a >= b
+
+
+def _order_exact(x: np.ndarray) -> bool:
+    """True when every sum of a subset of ``x``, in any order, is exact: all are multiples of the
+    finest last bit among them, and their absolute total stays within 53 bits of it."""
+    x = np.abs(x[x != 0.0])
+    return not x.size or math.fsum(x) <= 2.0**53 * float(np.spacing(x).min())
+
+
+class _Noise:
+    """Rule 2: the block scales, and the wall scales of rule 3a/3b."""
+
+    def __init__(self, y: np.ndarray, reach: int, judge: _Judge) -> None:
+        n = y.size
+        self.d = d = np.abs(np.diff(y))
+        self.nb = nb = -(-n // BLOCK)
+        block_of = np.arange(d.size) // BLOCK
+        self.pools = [
+            slice(max(b - reach, 0) * BLOCK, min((b + reach + 1) * BLOCK, d.size)) for b in range(nb)
+        ]
+        self.floor = 0.1 * d.sum() / d.size * _NORMAL
+        keep = np.ones(d.size, dtype=bool)
+        cuts = np.zeros(nb)
+        for _ in range(2):
+            cuts = np.array([3.0 * self._mean(d[s][keep[s]]) for s in self.pools])
+            own = cuts[block_of]
+            gap = np.abs(d - own)
+            close = (gap <= NEAR * np.maximum(d, own)) & ~((gap == 0.0) & self._exact(keep)[block_of])
+            judge.near += ["noise trim"] * int(close.sum())
+            keep = d <= own
+        self.cuts, self.keep = cuts, keep
+        self.exact = self._exact(keep) & _order_exact(d)
+        self.scale = np.array([max(self._mean(d[s][keep[s]]) * _NORMAL, self.floor) for s in self.pools])
+
+    def _exact(self, keep: np.ndarray) -> np.ndarray:
+        """Per block: its pool's kept differences sum exactly in any order, so a tie with a
+        threshold made of their mean is a tie in the kernels too."""
+        return np.array([_order_exact(self.d[s][keep[s]]) for s in self.pools])
+
+    @staticmethod
+    def _mean(x: np.ndarray) -> float:
+        return float(x.mean()) if x.size else 0.0
+
+    def _kept(self, b: int) -> np.ndarray:
+        s = self.pools[b]
+        return self.d[s][self.keep[s]]
+
+    def bound(self, b: int) -> float:
+        """Rule 3a."""
+        kept = self._kept(b)
+        c = kept.size
+        m = (kept.sum() - 3.0 * self.cuts[b]) / (c - 3.0) if c > 3 else 0.0
+        return max(m * _NORMAL, self.floor)
+
+    def own(self, b: int, i: int, j: int) -> float:
+        """Rule 3b."""
+        kept = self._kept(b)
+        out = [x for x in self.d[max(i - 1, 0) : j + 1] if x <= self.cuts[b]]
+        c = kept.size - len(out)
+        m = (kept.sum() - sum(out)) / c if c > 0 else 0.0
+        return max(m * _NORMAL, self.floor)
+
+
+def _walls(
+    y: np.ndarray, v: np.ndarray, noise: _Noise, p: PeakParams, floor: float, judge: _Judge
+) -> tuple[list[Found], np.ndarray, np.ndarray]:
+    """Rule 3: the walls, and ``y`` and ``v`` with each wall set to its neighbours' level."""
+    n = y.size
+    clean, vc = y.copy(), v.copy()
+    found: list[Found] = []
+    start = 1  # the first bucket a wall may start at
+    for i in range(1, n - 1):
+        if i < start:
+            continue
+        e1 = y[i] - max(y[i - 1], y[i + 1])
+        e2 = min(y[i], y[i + 1]) - max(y[i - 1], y[i + 2]) if i + 2 < n else -math.inf
+        b = i // BLOCK
+        if not judge.ge(
+            max(e1, e2),
+            p.wall_z * noise.bound(b),
+            "wall over neighbours",
+            scale=y[i],
+            ties_exact=noise.exact[b],
+        ):
+            continue
+        j = i + 1 if e2 > e1 else i
+        top = min(y[i], y[j])
+        left, right = y[i - 1], y[j + 1]
+        rings = [y[max(i - 1 - RING, 0) : i - 1], y[j + 2 : j + 2 + RING]]
+        bl, br = (float(np.median(r)) if r.size else math.nan for r in rings)
+        bl, br = (br if math.isnan(bl) else bl), (bl if math.isnan(br) else br)
+        if math.isnan(bl):
+            bl = br = max(left, right)
+        height = top - max(bl, br)
+        sig = noise.own(b, i, j)
+        if not (height > 0.0 and sig > 0.0):
+            continue
+        if not (left - bl <= p.wall_shoulder * height and right - br <= p.wall_shoulder * height):
+            continue
+        if floor > 0.0 and not judge.ge(max(v[i], v[j]), floor, "wall floor"):
+            continue
+        if not judge.ge(height, p.wall_z * sig, "wall height", scale=top, ties_exact=noise.exact[b]):
+            continue
+        score = height / sig
+        found.append(Found(i, i, j, score, min(1.0, score / (2.0 * p.wall_z)) if p.wall_z > 0 else 1.0))
+        fill = 0.5 * (left + right)
+        clean[i : j + 1] = fill
+        vc[i : j + 1] = fill * fill
+        start = j + 2
+    return found, clean, vc
+
+
+def _lone_levels(
+    clean: np.ndarray, vc: np.ndarray, noise: _Noise, walls: list[Found], p: PeakParams, judge: _Judge
+) -> None:
+    """Rule 4, in place."""
+    n = clean.size
+    fixed = np.zeros(n, dtype=bool)  # walls and their neighbours
+    for w in walls:
+        fixed[max(w.low_index - 1, 0) : w.high_index + 2] = True
+    r = math.sqrt(p.spike_ratio)
+    z = 0.5 * p.wall_z
+    for j in range(1, n - 1):
+        if fixed[j]:
+            continue
+        h, side, b = clean[j], max(clean[j - 1], clean[j + 1]), j // BLOCK
+        bar = z * noise.scale[b]
+        if (
+            h > 0.0
+            and h >= r * side
+            and judge.ge(h - side, bar, "lone level", scale=h, ties_exact=noise.exact[b])
+        ):
+            fill = 0.5 * (clean[j - 1] + clean[j + 1])
+            clean[j] = fill
+            vc[j] = fill * fill
+
+
+def smooth(y: np.ndarray, sigma: float) -> np.ndarray:
+    """Rule 5."""
+    if sigma <= 0.0:
+        return y.copy()
+    return gaussian_filter1d(y, sigma, mode="nearest", radius=math.ceil(3.0 * sigma))
+
+
+def _maxima(ys: np.ndarray, judge: _Judge) -> list[int]:
+    """Rule 6."""
+    n = ys.size
+    out = []
+    i = 1
+    while i < n - 1:
+        j = i
+        while j + 1 < n and ys[j + 1] == ys[i]:
+            j += 1
+        judge.ge(ys[i], ys[i - 1], "maximum", ties_exact=True)
+        if j + 1 < n:
+            judge.ge(ys[i], ys[j + 1], "maximum", ties_exact=True)
+        if ys[i - 1] < ys[i] and j + 1 < n and ys[j + 1] < ys[i]:
+            out.append((i + j) // 2)
+        i = j + 1
+    return out
+
+
+def _waves(
+    ys: np.ndarray,
+    vc: np.ndarray,
+    v: np.ndarray,
+    noise: _Noise,
+    reach: int,
+    p: PeakParams,
+    floor: float,
+    judge: _Judge,
+) -> list[Found]:
+    """Rules 7-9."""
+    n = ys.size
+    half = max(int(p.window) // 2, 1)
+    exact = p.smooth <= 0.0  # unsmoothed, ys is the same in the kernels to the last bit
+    waves = []
+    for i in _maxima(ys, judge):
+        b = i // BLOCK
+        sig = noise.scale[b]
+        level = ys[max(b - reach, 0) * BLOCK : min((b + reach + 1) * BLOCK, n)].mean()
+        if p.level_noise > 0.0 and level > 0.0:
+            r = max(1.0, ys[i] / level)
+            sig *= (min(r, p.level_cap) if p.level_cap > 0.0 else r) ** p.level_noise
+        with warnings.catch_warnings():  # a plateau wider than the window: prominence 0
+            warnings.filterwarnings("ignore", "some peaks have a prominence of 0")
+            (prom,), _, _ = peak_prominences(ys, [i], wlen=2 * half + 1)
+        window = ys[max(i - half, 0) : i + half + 1]
+        for x in window:  # where SciPy's walk stops
+            judge.ge(x, ys[i], "prominence walk", ties_exact=True)
+        if not (prom > 0.0 and sig > 0.0):
+            continue
+        if not judge.ge(prom, p.prominence_z * sig, "prominence", scale=ys[i], ties_exact=exact):
+            continue
+        c = ys[i] - 0.5 * prom
+        lo = i
+        while lo > 0 and i - lo < half and judge.ge(ys[lo - 1], c, "zone", ties_exact=exact):
+            lo -= 1
+        hi = i
+        while hi < n - 1 and hi - i < half and judge.ge(ys[hi + 1], c, "zone", ties_exact=exact):
+            hi += 1
+        biggest = vc[lo : hi + 1].max()
+        if not biggest > 0.0 or (floor > 0.0 and not judge.ge(biggest, floor, "wave floor")):
+            continue
+        raw = v[lo : hi + 1]
+        if p.top_share < 1.0 and np.sort(raw)[-2:].sum() > p.top_share * float(np.cumsum(raw)[-1]):
+            continue
+        waves.append(Found(i, lo, hi, prom / sig, 0.0))
+    kept = []
+    for r in waves:
+        inside = [q for q in waves if q is not r and q.low_index <= r.index <= q.high_index]
+        for q in inside:
+            judge.ge(q.score, r.score, "one per hump", ties_exact=True)
+        if not any(q.score > r.score or (q.score == r.score and q.index < r.index) for q in inside):
+            conf = min(1.0, r.score / (2.0 * p.prominence_z)) if p.prominence_z > 0 else 1.0
+            kept.append(r._replace(confidence=conf))
+    return kept
+
+
+def find_wave_peaks(volumes: np.ndarray, params: PeakParams | None = None) -> Result:
+    """The wave peaks and walls of a profile (rules 1-10), ascending by index."""
+    p = params or PeakParams()
+    v = np.asarray(volumes, dtype=np.float64)
+    judge = _Judge()
+    if v.size < 3:
+        return Result([], [], [])
+    y = np.sqrt(v)
+    present = v[v > 0]
+    floor = p.min_relative_volume * (present.mean() if present.size else 0.0)
+    reach = max(round(p.noise_window / (2 * BLOCK)), 1)
+    noise = _Noise(y, reach, judge)
+    walls, clean, vc = _walls(y, v, noise, p, floor, judge)
+    if p.spike_ratio > 0.0:
+        _lone_levels(clean, vc, noise, walls, p, judge)
+    waves = _waves(smooth(clean, p.smooth), vc, v, noise, reach, p, floor, judge)
+    return Result(waves, walls, judge.near)
