@@ -83,14 +83,20 @@ def test_a_maximum_inside_a_stronger_humps_zone_is_that_hump():
 def test_noise_that_grows_with_the_level_is_judged_by_the_level():
     # a thin floor then a thick shelf (100x), noise proportional to the volume: the blocks near the
     # step pool the thin side's small noise with the thick side's, and without scaling the noise
-    # with the level the thick side's noise maxima there pass for peaks (21 in these 20 profiles)
+    # with the level the thick side's noise maxima there pass for peaks (27 waves in these 20
+    # profiles; 34 with the narrow waves, which scale their noise the same way)
     n = 800
     x = np.arange(n)
-    found = 0
-    for seed in range(20):
-        vol = np.where(x < 400, 20.0, 2000.0) * np.random.default_rng(seed).lognormal(-0.08, 0.4, n)
-        found += len(find_wave_peaks(x.astype(float), vol).peaks)
-    assert found <= 10
+
+    def found(**kw) -> int:
+        total = 0
+        for seed in range(20):
+            vol = np.where(x < 400, 20.0, 2000.0) * np.random.default_rng(seed).lognormal(-0.08, 0.4, n)
+            total += len(find_wave_peaks(x.astype(float), vol, **kw).peaks)
+        return total
+
+    assert found(narrow_z=0.0) <= 10
+    assert 2 * found() <= found(level_noise=0.0)
 
 
 def test_the_docstring_example():
@@ -120,20 +126,50 @@ def test_a_lone_level_under_the_wall_rule_is_neither_wall_nor_wave(seed):
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_a_clump_of_two_or_three_big_levels_is_no_wave_and_a_hump_of_as_much_volume_is(seed):
-    # a sparse stretch (a level every few ticks) where three adjacent levels hold big orders: the
-    # smoothing makes them a hump, but two of them hold most of its zone's volume (a clump of
-    # orders, not volume accepted over a range); the same volume spread over a hump is a wave
+def test_a_clump_of_two_big_levels_is_no_wave_and_a_hump_of_as_much_volume_is(seed):
+    # a sparse stretch (a level every few ticks) where two adjacent levels hold big orders: the
+    # smoothing makes them a hump, but they hold most of its zone's volume (a clump of orders,
+    # not volume accepted over a range), and the bigger holds more than half of its three levels
+    # (no narrow wave either); the same volume spread over a hump is a wave
     rng = np.random.default_rng(seed)
     n = 300
     vol = np.where(rng.random(n) < 0.5, rng.lognormal(0.0, 0.5, n), 0.0)
-    vol[100:103] = [20.0, 60.0, 40.0]
+    vol[100:102] = [70.0, 50.0]
     vol += 120.0 * hump(n, 200, 2.0) / hump(n, 200, 2.0).sum()  # 120 spread over a hump
     px = 10_000.0 + 0.5 * np.arange(float(n))
     found = find_wave_peaks(px, vol, wall_z=100.0)
     assert [p.index for p in found.peaks] == [200]
     kept = find_wave_peaks(px, vol, wall_z=100.0, top_share=1.0)  # without the test: a wave too
-    assert [p.index for p in kept.peaks] == [101, 200]
+    assert [p.index for p in kept.peaks] in ([100, 200], [101, 200])
+
+
+def test_a_narrow_hump_is_a_wave_only_where_it_stands_out_of_the_lumps_around_it():
+    # three levels shaped as a hump (half width 1, 4 noise deviations at the top) on a Poisson
+    # floor, 30 draws: the wave search's smoothing leaves it under its bar in most (found in 7),
+    # the narrow look finds it in 17; among lumps as big as itself (every 12 buckets) it is one
+    # more lump, and it is never reported
+    n = 400
+    px = 10_000.0 + 0.5 * np.arange(float(n))
+
+    def hits(vol: np.ndarray, **kw) -> bool:
+        return any(abs(p.index - 200) <= 2 for p in find_wave_peaks(px, vol, **kw).peaks)
+
+    found = alone = among_lumps = 0
+    for seed in range(30):
+        vol = np.random.default_rng(seed).poisson(100.0, n).astype(float)
+        vol[199:202] += [20.0, 40.0, 20.0]
+        found += hits(vol)
+        alone += hits(vol, narrow_z=0.0)
+        if hits(vol) and not hits(vol, narrow_z=0.0):  # the narrow look's: a narrow zone
+            (p,) = [p for p in find_wave_peaks(px, vol).peaks if abs(p.index - 200) <= 2]
+            assert 197 <= p.low_index <= p.index <= p.high_index <= 203
+            assert p.high_index - p.low_index <= 4
+            assert 0.5 <= p.confidence <= 1.0
+        lumpy = vol.copy()
+        for c in range(26, n - 20, 12):
+            lumpy[c - 1 : c + 2] += [20.0, 40.0, 20.0]
+        among_lumps += hits(lumpy)
+    assert (found, alone, among_lumps) == (17, 7, 0)
 
 
 def test_a_humps_own_height_raises_its_noise_bar_only_so_far():
@@ -145,8 +181,9 @@ def test_a_humps_own_height_raises_its_noise_bar_only_so_far():
     x = np.arange(n)
     vol = np.where((x >= 140) & (x < 260), 1.0 + 0.6 * (-1.0) ** x, 0.0) + 8.0 * hump(n, 200, 2.0)
     px = x.astype(float)
-    assert [p.index for p in find_wave_peaks(px, vol, prominence_z=2.5).peaks] == [200]
-    assert find_wave_peaks(px, vol, prominence_z=2.5, level_cap=0.0).peaks == []
+    wide = {"prominence_z": 2.5, "narrow_z": 0.0}  # the wave search's bar (the narrow look has its own)
+    assert [p.index for p in find_wave_peaks(px, vol, **wide).peaks] == [200]
+    assert find_wave_peaks(px, vol, **wide, level_cap=0.0).peaks == []
 
 
 def test_a_two_bucket_wall_is_one_wall():
@@ -164,7 +201,7 @@ def test_tiny_flat_and_empty_profiles_have_nothing():
 
 def test_overrides_are_named_like_the_params_and_unknown_names_are_refused():
     px, vol, _, _ = book_side(1)
-    assert len(find_wave_peaks(px, vol, prominence_z=1e9).peaks) == 0
+    assert len(find_wave_peaks(px, vol, prominence_z=1e9, narrow_z=1e9).peaks) == 0
     assert len(find_wave_peaks(px, vol, wall_z=1e9).walls) == 0
     assert find_wave_peaks(px, vol, params=PeakParams(), wall_z=1e9).walls == []
     with pytest.raises(TypeError, match="prominance_z, walls_z"):

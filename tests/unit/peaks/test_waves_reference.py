@@ -87,6 +87,8 @@ SETTINGS: list[dict[str, Any]] = [
     {"min_relative_volume": 0.5},
     {"noise_window": 64, "wall_shoulder": 0.6},
     {"wall_shoulder": 0.0},  # a neighbour exactly at its background: the shoulder test's tie
+    {"narrow_z": 0.0},
+    {"narrow_z": 2.0, "narrow_lumpiness": 1.0},  # many narrow waves: zones, one per hump, lumps
 ]
 
 

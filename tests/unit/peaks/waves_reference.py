@@ -72,7 +72,22 @@ from its code and is stated here (numbered; ``test_waves_reference.py`` checks e
    rule: a dropped wave still drops others) with a higher score, or an equal score and a lower
    index.
 10. Confidence: ``min(1, score / (2 threshold))`` (``prominence_z`` for waves, ``wall_z`` for
-    walls), 1 when the threshold is 0. A wall's ``index`` and ``low_index`` are its first bucket.
+    walls, ``narrow_z`` for narrow waves), 1 when the threshold is 0. A wall's ``index`` and
+    ``low_index`` are its first bucket.
+11. Narrow waves (``narrow_z > 0``, ``depthflow.peaks.narrow``), on the wall- and spike-free
+    ``y`` of rule 4: ``y1`` its gaussian of sigma 1 (rule 5's gaussian), ``wide`` the ``ys`` of
+    rule 5. A maximum is an interior bucket with ``y1[u] > y1[u-1]`` and ``y1[u] >= y1[u+1]``
+    (no plateau rule). Its flanks: ``wide`` at ``u - r`` and ``u + r``, clipped to the ends,
+    ``r = max(round(3 smooth), 4)``, the higher of the two; its height ``h = (y1[u] - flank) /
+    (scale x k)``, ``k = 1 / sqrt(2 sqrt(pi))`` (rule 2's block scale; ``-inf`` when it is 0).
+    A maximum is a narrow wave when ``h >= narrow_z``; it lies outside every wave's zone and
+    every wall widened by 3 buckets; its three raw volumes' biggest is at most half of their
+    sum; ``score = h / growth >= narrow_z``, ``growth`` rule 7's level factor (``r ** level_noise``
+    with ``y1[u]`` as the level, 1 without it); and ``h >= narrow_lumpiness x`` the larger of
+    the 0.9 quantiles (NumPy's linear) of ``h`` over the other maxima at most 100 buckets left of
+    it and over those at most 100 right of it (an empty side: ``-inf``). Its zone: the buckets
+    around it with ``y1 >= flank + (y1[u] - flank) / 2``, at most 3 each side. One per hump
+    among narrow waves as in rule 9; narrow waves join the waves ascending by index.
 
 Every test against a threshold computed from sums (noise scales, levels, the floor, the
 smoothing) is also noted when it lies within a relative ``NEAR`` of the threshold (``near``):
@@ -302,12 +317,7 @@ def _waves(
     exact = p.smooth <= 0.0  # unsmoothed, ys is the same in the kernels to the last bit
     waves = []
     for i in _maxima(ys, judge):
-        b = i // BLOCK
-        sig = noise.scale[b]
-        level = ys[max(b - reach, 0) * BLOCK : min((b + reach + 1) * BLOCK, n)].mean()
-        if p.level_noise > 0.0 and level > 0.0:
-            r = max(1.0, ys[i] / level)
-            sig *= (min(r, p.level_cap) if p.level_cap > 0.0 else r) ** p.level_noise
+        sig = noise.scale[i // BLOCK] * _growth(ys[i], _level(ys, i // BLOCK, reach), p)
         with warnings.catch_warnings():  # a plateau wider than the window: prominence 0
             warnings.filterwarnings("ignore", "some peaks have a prominence of 0")
             (prom,), _, _ = peak_prominences(ys, [i], wlen=2 * half + 1)
@@ -332,15 +342,88 @@ def _waves(
         if p.top_share < 1.0 and np.sort(raw)[-2:].sum() > p.top_share * float(np.cumsum(raw)[-1]):
             continue
         waves.append(Found(i, lo, hi, prom / sig, 0.0))
+    return [
+        r._replace(confidence=min(1.0, r.score / (2.0 * p.prominence_z)) if p.prominence_z > 0 else 1.0)
+        for r in _one_per_hump(waves, judge)
+    ]
+
+
+def _level(ys: np.ndarray, b: int, reach: int) -> float:
+    """Rule 7's local mean level of block ``b``."""
+    return float(ys[max(b - reach, 0) * BLOCK : min((b + reach + 1) * BLOCK, ys.size)].mean())
+
+
+def _growth(level_of: float, level: float, p: PeakParams) -> float:
+    """Rule 7's level factor of the noise scale."""
+    if not (p.level_noise > 0.0 and level > 0.0):
+        return 1.0
+    r = max(1.0, level_of / level)
+    return (min(r, p.level_cap) if p.level_cap > 0.0 else r) ** p.level_noise
+
+
+def _one_per_hump(found: list[Found], judge: _Judge) -> list[Found]:
+    """Rule 9."""
     kept = []
-    for r in waves:
-        inside = [q for q in waves if q is not r and q.low_index <= r.index <= q.high_index]
+    for r in found:
+        inside = [q for q in found if q is not r and q.low_index <= r.index <= q.high_index]
         for q in inside:
             judge.ge(q.score, r.score, "one per hump", ties_exact=True)
         if not any(q.score > r.score or (q.score == r.score and q.index < r.index) for q in inside):
-            conf = min(1.0, r.score / (2.0 * p.prominence_z)) if p.prominence_z > 0 else 1.0
-            kept.append(r._replace(confidence=conf))
+            kept.append(r)
     return kept
+
+
+def _narrow(
+    clean: np.ndarray,
+    ys: np.ndarray,
+    v: np.ndarray,
+    noise: _Noise,
+    reach: int,
+    taken: list[Found],
+    p: PeakParams,
+    judge: _Judge,
+) -> list[Found]:
+    """Rule 11."""
+    n = clean.size
+    y1 = smooth(clean, 1.0)
+    r = max(round(3.0 * p.smooth), 4)
+    k = 1.0 / math.sqrt(2.0 * math.sqrt(math.pi))
+    maxima = [u for u in range(1, n - 1) if y1[u] > y1[u - 1] and y1[u] >= y1[u + 1]]
+    for u in maxima:
+        judge.ge(y1[u], y1[u - 1], "narrow maximum", ties_exact=True)
+        judge.ge(y1[u], y1[u + 1], "narrow maximum", ties_exact=True)
+    flank = {u: max(ys[max(u - r, 0)], ys[min(u + r, n - 1)]) for u in maxima}
+    height = {}
+    for u in maxima:
+        scale = noise.scale[u // BLOCK] * k
+        height[u] = (y1[u] - flank[u]) / scale if scale > 0.0 else -math.inf
+    out = []
+    for u in maxima:
+        h = height[u]
+        if not judge.ge(h, p.narrow_z, "narrow height", scale=p.narrow_z):
+            continue
+        if any(f.low_index - 3 <= u <= f.high_index + 3 for f in taken):
+            continue
+        three = v[u - 1 : u + 2]
+        if not judge.ge(0.5 * three.sum(), three.max(), "narrow share", ties_exact=True):
+            continue
+        score = h / _growth(y1[u], _level(ys, u // BLOCK, reach), p)
+        if not judge.ge(score, p.narrow_z, "narrow level", scale=p.narrow_z):
+            continue
+        left = [height[q] for q in maxima if u - 100 <= q < u]
+        sides = [left, [height[q] for q in maxima if u < q <= u + 100]]
+        lump = max(float(np.quantile(side, 0.9)) if side else -math.inf for side in sides)
+        if not judge.ge(h, p.narrow_lumpiness * lump, "narrow lumpiness", scale=h):
+            continue
+        half = flank[u] + 0.5 * (y1[u] - flank[u])
+        lo = u
+        while lo > 0 and u - lo < 3 and judge.ge(y1[lo - 1], half, "narrow zone"):
+            lo -= 1
+        hi = u
+        while hi < n - 1 and hi - u < 3 and judge.ge(y1[hi + 1], half, "narrow zone"):
+            hi += 1
+        out.append(Found(u, lo, hi, score, min(1.0, score / (2.0 * p.narrow_z))))
+    return _one_per_hump(out, judge)
 
 
 def find_wave_peaks(volumes: np.ndarray, params: PeakParams | None = None) -> Result:
@@ -358,5 +441,9 @@ def find_wave_peaks(volumes: np.ndarray, params: PeakParams | None = None) -> Re
     walls, clean, vc = _walls(y, v, noise, p, floor, judge)
     if p.spike_ratio > 0.0:
         _lone_levels(clean, vc, noise, walls, p, judge)
-    waves = _waves(smooth(clean, p.smooth), vc, v, noise, reach, p, floor, judge)
+    ys = smooth(clean, p.smooth)
+    waves = _waves(ys, vc, v, noise, reach, p, floor, judge)
+    if p.narrow_z > 0.0:
+        taken = waves + walls
+        waves = sorted(waves + _narrow(clean, ys, v, noise, reach, taken, p, judge), key=lambda f: f.index)
     return Result(waves, walls, judge.near)

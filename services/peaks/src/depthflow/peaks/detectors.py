@@ -55,14 +55,21 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 
 from depthflow.peaks.jit import FAST, kernel
-from depthflow.peaks.kernels import as_f64, masked_maxima, nonzero_mean, prominence, smooth_gaussian
+from depthflow.peaks.kernels import (
+    BLOCK,
+    as_f64,
+    found_arrays,
+    level_growth,
+    masked_maxima,
+    nonzero_mean,
+    prominence,
+    smooth_gaussian,
+    zone_around,
+)
+from depthflow.peaks.narrow import narrow_waves
 from depthflow.peaks.params import DEFAULT, PeakParams
 
 __all__ = ["BLOCK", "Features", "Peak", "WavePeaks", "detect_arrays", "find_wave_peaks"]
-
-BLOCK = 32
-"""Buckets per block of the local noise scale: fine enough to follow a book's decay, coarse
-enough that a block's trimmed mean is steady (31 differences)."""
 
 _SQRT_PI_2 = math.sqrt(math.pi) / 2.0  # E|d| = 2 sigma / sqrt(pi) for normal differences
 _RING = 8  # buckets each side whose median is a wall's local background
@@ -497,7 +504,8 @@ def _total(v, a, b):
 @kernel
 def _waves(ys, sigb, v, raw, z, half, floor, gamma, cap, reach, share):
     """Wave peaks of the smoothed, wall-free ``ys``: (index, low, high, score) arrays, one per
-    hump (a maximum inside the half-prominence zone of a more prominent one is dropped). A
+    hump (a maximum inside the half-prominence zone of a more prominent one is dropped), and the
+    mean level per block (for :func:`depthflow.peaks.narrow.narrow_waves`). A
     candidate's noise scale is its block's times ``max(1, ys / lev) ** gamma`` (``lev``: the mean
     level of ``ys`` over ``reach`` blocks each side; the ratio at most ``cap`` when ``cap > 0``),
     never less than the block's, so :func:`_candidates`' bound holds."""
@@ -508,28 +516,15 @@ def _waves(ys, sigb, v, raw, z, half, floor, gamma, cap, reach, share):
         bcount[b] = min((b + 1) * BLOCK, n) - min(b * BLOCK, n)
     ls, lc = _pooled(bsum, bcount, reach)
     lev = ls / np.maximum(lc, 1.0)
-    m = cand.size
-    idx = np.empty(m, dtype=np.int64)
-    lo = np.empty(m, dtype=np.int64)
-    hi = np.empty(m, dtype=np.int64)
-    sc = np.empty(m, dtype=np.float64)
+    idx, lo, hi, sc = found_arrays(cand.size)
     k = 0
-    for t in range(m):
+    for t in range(cand.size):
         i = cand[t]
-        sig = sigb[i // BLOCK]
-        if gamma > 0.0 and lev[i // BLOCK] > 0.0:
-            ratio = max(1.0, ys[i] / lev[i // BLOCK])
-            sig *= (min(ratio, cap) if cap > 0.0 else ratio) ** gamma
+        sig = sigb[i // BLOCK] * level_growth(ys[i], lev[i // BLOCK], gamma, cap)
         prom = prominence(ys, i, half)
         if prom < z * sig or not (prom > 0.0 and sig > 0.0):  # sig 0: a flat profile's rounding
             continue
-        c = ys[i] - 0.5 * prom  # zone: where the profile stays within half the prominence
-        a = i
-        while a > 0 and i - a < half and ys[a - 1] >= c:
-            a -= 1
-        b = i
-        while b < n - 1 and b - i < half and ys[b + 1] >= c:
-            b += 1
+        a, b = zone_around(ys, i, ys[i] - 0.5 * prom, half)  # within half the prominence
         biggest = 0.0
         for u in range(a, b + 1):
             biggest = max(biggest, v[u])
@@ -542,7 +537,7 @@ def _waves(ys, sigb, v, raw, z, half, floor, gamma, cap, reach, share):
         hi[k] = b
         sc[k] = prom / sig
         k += 1
-    return _one_per_hump(idx[:k], lo[:k], hi[:k], sc[:k])
+    return _one_per_hump(idx[:k], lo[:k], hi[:k], sc[:k]), lev
 
 
 @kernel
@@ -586,11 +581,25 @@ def detect_arrays(v, kp):
     half = max(int(kp.window) // 2, 1)
     pz = kp.prominence_z
     gamma, cap = kp.level_noise, kp.level_cap
-    idx, lo, hi, sc = _waves(ys, sigb, vc, v, pz, half, floor, gamma, cap, reach, kp.top_share)
-    pconf = np.empty(idx.size, dtype=np.float64)
-    for t in range(idx.size):
-        pconf[t] = min(1.0, sc[t] / (2.0 * pz)) if pz > 0.0 else 1.0
-    return (idx, lo, hi, sc, pconf), (ws, ws, we, wsc, wconf)
+    (idx, lo, hi, sc), lev = _waves(ys, sigb, vc, v, pz, half, floor, gamma, cap, reach, kp.top_share)
+    k = idx.size
+    conf = np.empty(k, dtype=np.float64)
+    for t in range(k):
+        conf[t] = min(1.0, sc[t] / (2.0 * pz)) if pz > 0.0 else 1.0
+    nz = kp.narrow_z
+    if nz > 0.0:  # narrow waves, outside the waves' zones and the walls; both kinds in one list
+        taken_lo, taken_hi = np.concatenate((lo, ws)), np.concatenate((hi, we))
+        lump = kp.narrow_lumpiness
+        found = narrow_waves(clean, ys, kp.smooth, sigb, lev, gamma, cap, v, nz, lump, taken_lo, taken_hi)
+        ni, nlo, nhi, nsc = _one_per_hump(*found)
+        nconf = np.empty(ni.size, dtype=np.float64)
+        for t in range(ni.size):
+            nconf[t] = min(1.0, nsc[t] / (2.0 * nz))
+        idx, lo, hi = np.concatenate((idx, ni)), np.concatenate((lo, nlo)), np.concatenate((hi, nhi))
+        sc, conf = np.concatenate((sc, nsc)), np.concatenate((conf, nconf))
+        order = np.argsort(idx, kind="mergesort")
+        idx, lo, hi, sc, conf = idx[order], lo[order], hi[order], sc[order], conf[order]
+    return (idx, lo, hi, sc, conf), (ws, ws, we, wsc, wconf)
 
 
 @kernel

@@ -14,7 +14,10 @@ import numpy as np
 from depthflow.peaks.jit import FAST, kernel
 
 __all__ = [
+    "BLOCK",
     "as_f64",
+    "found_arrays",
+    "level_growth",
     "noise_scale",
     "nonzero_mean",
     "prominence",
@@ -22,7 +25,12 @@ __all__ = [
     "prominent_maxima",
     "root32",
     "smooth_gaussian",
+    "zone_around",
 ]
+
+BLOCK = 32
+"""Buckets per block of the local noise scale: fine enough to follow a book's decay, coarse
+enough that a block's trimmed mean is steady (31 differences)."""
 
 
 def as_f64(vol: np.ndarray) -> np.ndarray:
@@ -289,3 +297,37 @@ def prominent_maxima(ys: np.ndarray, half: int, cut: float) -> np.ndarray:
             out[k] = cand[t]
             k += 1
     return out[:k]
+
+
+@kernel(inline="always")
+def level_growth(y: float, level: float, gamma: float, cap: float) -> float:
+    """The factor a noise scale grows by where ``y`` stands above its neighbourhood's mean
+    ``level``: ``max(1, y / level) ** gamma``, the ratio at most ``cap`` when ``cap > 0``; 1 when
+    ``gamma`` or ``level`` is 0. Never below 1, so a bound made with the plain scale holds.
+    In square-root units Poisson noise is flat and multiplicative noise grows with ``y``."""
+    if not (gamma > 0.0 and level > 0.0):
+        return 1.0
+    ratio = max(1.0, y / level)
+    ratio = min(ratio, cap) if cap > 0.0 else ratio
+    return math.sqrt(ratio) if gamma == 0.5 else ratio**gamma  # sqrt: the default, ~5x cheaper
+
+
+@kernel(inline="always")
+def zone_around(ys: np.ndarray, i: int, cut: float, reach: int) -> tuple[int, int]:
+    """The first and last bucket of the run around ``i`` where ``ys >= cut``, at most ``reach``
+    buckets each side."""
+    n = ys.size
+    a = i
+    while a > 0 and i - a < reach and ys[a - 1] >= cut:
+        a -= 1
+    b = i
+    while b < n - 1 and b - i < reach and ys[b + 1] >= cut:
+        b += 1
+    return a, b
+
+
+@kernel(inline="always")
+def found_arrays(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Room for ``m`` found peaks: index, first and last bucket of the zone, score."""
+    return (np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64),
+            np.empty(m, dtype=np.float64))

@@ -36,11 +36,13 @@ class PeakParams:
     prominence_z: float = 1.5  # waves: minimum prominence in local-noise units
     window: int = 81  # waves: prominence window (buckets), like find_peaks(wlen=...): the local background
     level_noise: float = 0.5  # waves: noise x (level / local mean level)^this above the mean
-    level_cap: float = 4.0  # waves: that level ratio at most this (0: no cap)
+    level_cap: float = 3.0  # waves: that level ratio at most this (0: no cap)
     noise_window: int = 192  # buckets pooled into the local noise scale around a bucket
     wall_z: float = 4.0  # walls: height over both neighbours and the background (local-noise units)
     wall_shoulder: float = 0.35  # walls: a neighbour's height over the background, at most this x the wall's
     spike_ratio: float = 3.0  # waves: a lone level this x each neighbour's volume, wall_z/2 over them: out
+    narrow_z: float = 3.5  # narrow waves (1-3 buckets): height over the flanks in noise units (0: off)
+    narrow_lumpiness: float = 2.0  # narrow waves: at least this x the 0.9 quantile of nearby maxima's heights
     min_relative_volume: float = 0.0  # a peak's or wall's top bucket vs the profile's mean non-empty bucket
     top_share: float = 0.7  # waves: the two biggest levels of a zone hold at most this share of it (1: off)
     value_area_fraction: float = 0.70
