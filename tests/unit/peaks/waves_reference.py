@@ -15,12 +15,13 @@ from its code and is stated here (numbered; ``test_waves_reference.py`` checks e
    the non-empty buckets. Fewer than three buckets: nothing.
 2. Noise scale, per block of ``BLOCK`` (32) buckets: block ``b`` holds the differences
    ``d[i] = |y[i+1] - y[i]|`` with ``i // 32 == b``; its *pool* is the differences of blocks
-   ``b - reach .. b + reach``, ``reach = max(round(noise_window / 64), 1)``. Trimmed twice: a
-   difference is kept when it is at most its own block's cut, the cut being 3x the mean of the
-   pool's differences (first) and 3x the mean of the pool's kept ones (second; the second cut is
-   applied to all differences, not only to those the first kept). The scale is the mean of the
-   pool's kept differences x sqrt(pi)/2, at least ``floor = 0.1 x mean(d) x sqrt(pi)/2`` (an
-   empty pool's mean is 0). A bucket's scale is its block's.
+   ``b - reach .. b + reach``, ``reach = max(round(noise_window / 64), 1)`` (halves round to
+   even: 160 gives 2). Trimmed twice: a difference is kept when it is at most its own block's
+   cut, the cut being 3x the mean of the pool's differences (first) and 3x the mean of the
+   pool's kept ones (second; the second cut is applied to all differences, not only to those
+   the first kept). The scale is the mean of the pool's kept differences x sqrt(pi)/2, at least
+   ``floor = 0.1 x mean(d) x sqrt(pi)/2`` (an empty pool's mean is 0). A bucket's scale is its
+   block's.
 3. Walls, on ``y`` as it is (earlier walls do not change the later tests), buckets
    ``i = 1 .. n-2`` from left to right; a wall may not start on the bucket right after the
    previous wall (its neighbour). At ``i``: ``e1 = y[i] - max(y[i-1], y[i+1])`` (one bucket),
