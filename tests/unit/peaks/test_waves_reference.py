@@ -155,13 +155,13 @@ def test_a_walls_flank_difference_leaves_its_scale_by_the_cut_of_the_walls_block
     assert agree(v, params)
 
 
-@pytest.mark.xfail(strict=True, reason="detector bug: _candidates judges a plateau by its first bucket")
 def test_a_flat_top_across_a_block_edge_is_judged_by_the_block_of_its_middle():
     """A flat top over buckets 60-75 of a quiet book whose first block is loud: its middle, 67,
     lies in block 2 (quiet), its first bucket in block 1 (pooled with the loud block 0: a scale
     ten times block 2's). Its prominence is ~3 of block 2's units, so it is a wave (the same top
     4 buckets to the right, wholly in block 2, is found with the same score); the detector's
-    candidate prefilter tests the plateau's first bucket against block 1's scale and drops it."""
+    candidate prefilter tested the plateau's first bucket against block 1's scale and dropped it
+    (found by this reference; fixed: a plateau's first bucket passes the prefilter)."""
     n = 600
     rng = np.random.default_rng(7)
     y = 10 + 0.01 * rng.uniform(0, 1, n)

@@ -437,8 +437,10 @@ def _candidates(ys: np.ndarray, sigb: np.ndarray, z: float, half: int) -> tuple[
 
     The bound is the minimum of the block minima over every block the window touches (a
     superset of the window, so never above its minimum): two short passes instead of a sliding
-    minimum. Plateaus count once, at their middle; the two ends never count. Also returns the sum
-    of ``ys`` per block (the same pass), for the local mean level."""
+    minimum. Plateaus count once, at their middle; the two ends never count. A plateau's first
+    bucket passes without the bar: its middle, which is the one judged, may lie in another block
+    (another scale, another window). Also returns the sum of ``ys`` per block (the same pass),
+    for the local mean level."""
     n = ys.size
     nb = sigb.size
     words = (n + 7) // 8
@@ -473,7 +475,8 @@ def _candidates(ys: np.ndarray, sigb: np.ndarray, z: float, half: int) -> tuple[
         mk = mask[lo : lo + m]
         for t in range(m):
             h = here[t]
-            mk[t] = (h > left[t]) & (h >= right[t]) & (h >= bar)
+            r = right[t]
+            mk[t] = (h > left[t]) & (h >= r) & ((h >= bar) | (h == r))
     return masked_maxima(ys, mask), bsum
 
 
