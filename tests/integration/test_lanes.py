@@ -16,6 +16,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
 from depthflow.common.codec import encode
@@ -253,7 +254,7 @@ async def test_a_switch_not_confirmed_by_every_lane_puts_the_route_back(stack, b
     assert stable.procs  # still running
 
 
-async def test_a_canary_lane_killed_while_it_owns_a_symbol_resumes_with_its_state(stack, bus):
+async def test_a_canary_lane_killed_while_it_owns_a_symbol_resumes_with_its_state(stack, bus, isolated):
     env = {**ENV, "DEPTHFLOW_ACK_WAIT_S": "2"}
     await stack("aggregator", **env)
     canary = await stack("aggregator", DEPTHFLOW_LANE=CANARY, **env)
@@ -269,21 +270,32 @@ async def test_a_canary_lane_killed_while_it_owns_a_symbol_resumes_with_its_stat
     for _ in range(10):
         await feed.round()
     await wait_for(lambda: books_out(40))
-    # let a periodic checkpoint (1 s) hold the state it took over; without one the restarted
-    # canary takes it over again from the hand-off key: either way the same state
-    await asyncio.sleep(1.5)
-    await feed.round()  # the first message past the interval saves the checkpoint
-    await wait_for(lambda: books_out(42))
+    # the canary's periodic checkpoint (1 s) holds the state it took over before it is killed:
+    # the restart then resumes from that checkpoint, not from the hand-off key. Messages keep
+    # coming until the checkpoint is there (the first message past the interval saves it)
+    store = aioredis.from_url(isolated.urls.redis)
+
+    async def canary_checkpointed() -> bool:
+        await feed.round()
+        pattern = f"{isolated.prefix}:ckpt:aggregator-{CANARY}*:ETHFDUSD"
+        return any([k async for k in store.scan_iter(match=pattern)])
+
+    try:
+        await wait_for(canary_checkpointed)
+    finally:
+        await store.aclose()
+    sent = 2 * feed.rounds  # a book per symbol per round
+    await wait_for(lambda: books_out(sent))
     os.kill(canary.procs[0].pid, signal.SIGKILL)
     canary.procs.clear()
     for _ in range(10):
         await feed.round()  # ETH waits in the canary's durable meanwhile
     await stack("aggregator", DEPTHFLOW_LANE=CANARY, **env)
-    await wait_for(lambda: books_out(62))
+    await wait_for(lambda: books_out(sent + 20))
     await switch(bus, "aggregator", {"ETHFDUSD": STABLE})
     for _ in range(10):
         await feed.round()
-    await wait_for(lambda: books_out(82))
+    await wait_for(lambda: books_out(sent + 40))
 
     # none lost, none twice; order is not asserted: after a crash the unacked messages come
     # again only after ack_wait, behind newer ones (at-least-once, as before lanes)

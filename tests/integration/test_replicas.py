@@ -16,6 +16,7 @@ import signal
 
 import msgspec
 import pytest
+import redis.asyncio as aioredis
 from nats.js.errors import NotFoundError
 
 from depthflow.aggregator.config import AggregatorConfig
@@ -23,7 +24,15 @@ from depthflow.aggregator.handlers import AggregatorHandlers
 from depthflow.common.codec import encode
 from depthflow.common.config import load_config
 from depthflow.common.messages import DepthSnapshot, TradeBatch
-from depthflow.common.routing import CANARY, STABLE, RouteStore, SwitchFailed, rendezvous, switch
+from depthflow.common.routing import (
+    CANARY,
+    STABLE,
+    RouteStore,
+    SwitchFailed,
+    durable_name,
+    rendezvous,
+    switch,
+)
 from depthflow.common.runtime import Delivery
 from depthflow.common.subjects import Subjects
 from tests.conftest import read_all, wait_for
@@ -160,16 +169,26 @@ async def test_a_replica_added_then_removed_splits_the_symbols_with_every_output
 
 
 async def test_a_replica_killed_during_a_rebalance_has_its_symbol_recovered_from_its_checkpoint(
-    stack, bus
+    stack, bus, isolated
 ):
     await stack("aggregator", **ENV)
     feed = Feed(bus)
     rid = splitting_id("0")
     doomed = await stack("aggregator", DEPTHFLOW_REPLICA=rid, **ENV)
     await rebalanced(bus, ["0", rid])
-    for _ in range(20):  # the doomed replica checkpoints its symbol (every 1 s) meanwhile
+    # messages keep coming until the doomed replica has checkpointed its symbol (every 1 s, on
+    # the first message past the interval): its recovery then starts from that checkpoint
+    store = aioredis.from_url(isolated.urls.redis)
+
+    async def doomed_checkpointed() -> bool:
         await feed.round()
-        await asyncio.sleep(0.1)
+        pattern = f"{isolated.prefix}:ckpt:{durable_name('aggregator', STABLE, rid)}:*"
+        return any([k async for k in store.scan_iter(match=pattern)])
+
+    try:
+        await wait_for(doomed_checkpointed)
+    finally:
+        await store.aclose()
     third = splitting_id("0", rid)
     await stack("aggregator", DEPTHFLOW_REPLICA=third, **ENV)  # joining: a rebalance begins
     os.kill(doomed.procs[0].pid, signal.SIGKILL)
