@@ -28,11 +28,10 @@ from its code and is stated here (numbered; ``test_waves_reference.py`` checks e
    ``e2 = min(y[i], y[i+1]) - max(y[i-1], y[i+2])`` (two buckets; none at ``i = n-2``); the
    wall is two buckets wide when ``e2 > e1`` (ties: one).
 
-   a. *Over both neighbours*: ``max(e1, e2) >= wall_z x`` the block's **bound** scale
-      ``max((S - 3 cut) / (C - 3) x sqrt(pi)/2, floor)`` (``S``, ``C``: the sum and count of the
-      kept differences of the pool of ``i``'s block, ``cut`` its second cut; ``floor`` when
-      ``C <= 3``). This is what the code does: the neighbour test is made only in the speed
-      prefilter (``_wall_mask`` with ``_least_own_scale``), never again with the wall's own scale.
+   a. *Over both neighbours*: ``max(e1, e2) >= wall_z x`` the wall's own scale (3b). (Until
+      this reference was written the code made this test only in its speed prefilter, against a
+      lower bound of that scale, so a wall could stand less than ``wall_z`` own units over its
+      neighbours; now the kernel tests both.)
    b. *Own scale*: the block's kept differences without the wall's flank differences
       ``d[u]``, ``u = i-1 .. j`` (``j`` the wall's last bucket), each taken out when it is at
       most the cut **of the wall's block** (also when ``d[u]`` lies in the neighbouring block,
@@ -150,7 +149,7 @@ def _order_exact(x: np.ndarray) -> bool:
 
 
 class _Noise:
-    """Rule 2: the block scales, and the wall scales of rule 3a/3b."""
+    """Rule 2: the block scales, and the wall scales of rule 3b."""
 
     def __init__(self, y: np.ndarray, reach: int, judge: _Judge) -> None:
         n = y.size
@@ -187,13 +186,6 @@ class _Noise:
         s = self.pools[b]
         return self.d[s][self.keep[s]]
 
-    def bound(self, b: int) -> float:
-        """Rule 3a."""
-        kept = self._kept(b)
-        c = kept.size
-        m = (kept.sum() - 3.0 * self.cuts[b]) / (c - 3.0) if c > 3 else 0.0
-        return max(m * _NORMAL, self.floor)
-
     def own(self, b: int, i: int, j: int) -> float:
         """Rule 3b."""
         kept = self._kept(b)
@@ -217,15 +209,12 @@ def _walls(
         e1 = y[i] - max(y[i - 1], y[i + 1])
         e2 = min(y[i], y[i + 1]) - max(y[i - 1], y[i + 2]) if i + 2 < n else -math.inf
         b = i // BLOCK
+        j = i + 1 if e2 > e1 else i
+        sig = noise.own(b, i, j)
         if not judge.ge(
-            max(e1, e2),
-            p.wall_z * noise.bound(b),
-            "wall over neighbours",
-            scale=y[i],
-            ties_exact=noise.exact[b],
+            max(e1, e2), p.wall_z * sig, "wall over neighbours", scale=y[i], ties_exact=noise.exact[b]
         ):
             continue
-        j = i + 1 if e2 > e1 else i
         top = min(y[i], y[j])
         left, right = y[i - 1], y[j + 1]
         rings = [y[max(i - 1 - RING, 0) : i - 1], y[j + 2 : j + 2 + RING]]
@@ -234,7 +223,6 @@ def _walls(
         if math.isnan(bl):
             bl = br = max(left, right)
         height = top - max(bl, br)
-        sig = noise.own(b, i, j)
         if not (height > 0.0 and sig > 0.0):
             continue
         if not (left - bl <= p.wall_shoulder * height and right - br <= p.wall_shoulder * height):

@@ -39,6 +39,16 @@ background):
    false waves), and one per hump: a maximum inside the half-prominence zone of a more prominent
    one is the same hump.
 
+Exact rules where the steps above leave a choice (each checked against a plain-numpy
+re-derivation, ``tests/unit/peaks/waves_reference.py``, whose numbered rules say the same): a
+wall is two buckets wide only when its two-bucket edge is strictly the larger; its own scale
+leaves out the differences at its flanks that are at most the cut of *its* block; no wall starts
+on the bucket right after another; lone levels are taken out left to right on the profile as it
+is being changed, the ratio tested in square-root units; ``top_share`` reads the raw volumes
+(walls and lone levels included), the volume floor the cleaned ones (a wall's own the raw); a
+plateau is one maximum at its middle, judged by its middle's block; one per hump compares
+scores (ties: the lower index wins) among all waves before any is dropped.
+
 Every threshold is relative: noise units are the profile's own, the volume floor is a multiple of
 its own mean, so multiplying every volume by a constant finds the same peaks and walls with the
 same confidences, and shifting every price shifts them (the indices stay).
@@ -364,7 +374,8 @@ def _walls(y, noise, wall_z, shoulder, floor, v):
             if math.isnan(bl):
                 bl = br = max(left, after)
             height = top - max(bl, br)
-            ok = height >= wall_z * sig and height > 0.0 and sig > 0.0
+            ok = max(e1, e2) >= wall_z * sig  # over both neighbours, in its own scale too
+            ok = ok and height >= wall_z * sig and height > 0.0 and sig > 0.0
             ok = ok and left - bl <= shoulder * height and after - br <= shoulder * height
             ok = ok and max(v[i], v[j]) >= floor
             if not ok:
