@@ -208,6 +208,30 @@ def test_overrides_are_named_like_the_params_and_unknown_names_are_refused():
         find_wave_peaks(px, vol, prominance_z=3.0, walls_z=2.0)
 
 
+@pytest.mark.parametrize(("override", "message"), [
+    ({"level_cap": 0.5}, r"level_cap must be 0 \(no cap\) or at least 1, was 0\.5"),
+    ({"level_noise": -0.5}, r"level_noise must not be negative, was -0\.5"),
+])
+def test_a_level_factor_that_would_shrink_the_noise_is_refused(override, message):
+    # the candidate prefilters bound a noise scale by the block's: a factor under 1 breaks them
+    px, vol, _, _ = book_side(1)
+    with pytest.raises(ValueError, match=message):
+        find_wave_peaks(px, vol, **override)
+    for fine in ({"level_cap": 0.0}, {"level_cap": 1.0}, {"level_noise": 0.0}):
+        find_wave_peaks(px, vol, **fine)
+
+
+def test_the_config_refuses_a_level_cap_under_1_naming_it():
+    from depthflow.common.config import ConfigError, load_config
+    from depthflow.peaks.config import PeaksConfig
+
+    env = {"DEPTHFLOW_NATS_URL": "nats://127.0.0.1:1", "DEPTHFLOW_PEAKS_DETECTION__LEVEL_CAP": "0.5"}
+    with pytest.raises(ConfigError, match=r"level_cap must be 0 \(no cap\) or at least 1"):
+        load_config(PeaksConfig, "peaks", env)
+    env["DEPTHFLOW_PEAKS_DETECTION__LEVEL_CAP"] = "2"
+    assert load_config(PeaksConfig, "peaks", env).params().level_cap == 2.0
+
+
 @pytest.mark.parametrize(
     ("prices", "volumes", "message"),
     [

@@ -56,6 +56,13 @@ class PeakParams:
     max_zones: int = 5
     max_buckets: int = 20_000  # dense grid cap per profile (buckets nearest the mid are kept)
 
+    def __post_init__(self) -> None:
+        # the kernels' candidate bounds assume the level factor never shrinks a noise scale
+        if self.level_noise < 0:
+            raise ValueError(f"level_noise must not be negative, was {self.level_noise}")
+        if 0 < self.level_cap < 1:
+            raise ValueError(f"level_cap must be 0 (no cap) or at least 1, was {self.level_cap}")
+
     @cached_property
     def kernel(self) -> KernelParams:
         """These parameters as the kernels take them (built once per instance; frozen, so safe)."""
