@@ -146,7 +146,7 @@ def test_a_clump_of_two_big_levels_is_no_wave_and_a_hump_of_as_much_volume_is(se
 def test_a_narrow_hump_is_a_wave_only_where_it_stands_out_of_the_lumps_around_it():
     # three levels shaped as a hump (half width 1, 4 noise deviations at the top) on a Poisson
     # floor, 30 draws: the wave search's smoothing leaves it under its bar in most (found in 7),
-    # the narrow look finds it in 17; among lumps as big as itself (every 12 buckets) it is one
+    # the narrow look finds it in 14; among lumps as big as itself (every 12 buckets) it is one
     # more lump, and it is never reported
     n = 400
     px = 10_000.0 + 0.5 * np.arange(float(n))
@@ -169,7 +169,7 @@ def test_a_narrow_hump_is_a_wave_only_where_it_stands_out_of_the_lumps_around_it
         for c in range(26, n - 20, 12):
             lumpy[c - 1 : c + 2] += [20.0, 40.0, 20.0]
         among_lumps += hits(lumpy)
-    assert (found, alone, among_lumps) == (17, 7, 0)
+    assert (found, alone, among_lumps) == (14, 7, 0)
 
 
 def test_a_humps_own_height_raises_its_noise_bar_only_so_far():

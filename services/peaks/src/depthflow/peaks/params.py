@@ -42,7 +42,7 @@ class PeakParams:
     wall_shoulder: float = 0.35  # walls: a neighbour's height over the background, at most this x the wall's
     spike_ratio: float = 3.0  # waves: a lone level this x each neighbour's volume, wall_z/2 over them: out
     narrow_z: float = 3.5  # narrow waves (1-3 buckets): height over the flanks in noise units (0: off)
-    narrow_lumpiness: float = 2.0  # narrow waves: at least this x the 0.9 quantile of nearby maxima's heights
+    narrow_lumpiness: float = 2.5  # narrow waves: at least this x the 0.9 quantile of nearby maxima's heights
     min_relative_volume: float = 0.0  # a peak's or wall's top bucket vs the profile's mean non-empty bucket
     top_share: float = 0.7  # waves: the two biggest levels of a zone hold at most this share of it (1: off)
     value_area_fraction: float = 0.70
