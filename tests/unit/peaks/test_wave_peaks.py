@@ -68,16 +68,27 @@ def test_a_hump_with_a_noisy_top_is_one_peak_and_two_humps_are_two():
     assert found.walls == []
 
 
-def test_a_maximum_inside_a_stronger_humps_zone_is_that_hump():
+def test_a_bump_on_a_humps_top_is_that_hump_and_a_narrow_hump_beside_it_is_its_own():
     n = 300
-    x = np.arange(n)
-    rng = np.random.default_rng(3)
-    # a narrow bump on the flank of a broad hump makes a second maximum, prominent on its own,
-    # inside the hump's half-prominence zone: one hump, reported once
-    vol = 50 + 1000 * hump(n, 100, 6.0) + 800 * hump(n, 107, 1.0) + rng.normal(0.0, 3.0, n)
-    (peak,) = find_wave_peaks(x.astype(float), vol).peaks
-    assert peak.low_index <= 100 <= peak.high_index
-    assert peak.low_index <= 107 <= peak.high_index
+    x = np.arange(n).astype(float)
+
+    def with_bump(centre: float, height: float) -> list:
+        rng = np.random.default_rng(3)
+        vol = 50 + 1000 * hump(n, 100, 6.0) + height * hump(n, centre, 1.0) + rng.normal(0.0, 3.0, n)
+        return list(find_wave_peaks(x, vol).peaks)
+
+    # a narrow bump near the top of a broad hump, or a small one on its flank, makes a second
+    # maximum, prominent on its own, inside the hump's half-prominence zone with no dip below
+    # half its height between them: one hump, reported once
+    for centre, height in ((102, 800.0), (107, 300.0)):
+        (peak,) = with_bump(centre, height)
+        assert peak.low_index <= 100 <= peak.high_index
+        assert peak.low_index <= centre <= peak.high_index
+    # a narrow hump standing far out on the flank, the profile dipping below half its height
+    # between it and the top: the smaller of a close pair, reported as its own (narrow) wave
+    broad, narrow = with_bump(107, 800.0)
+    assert broad.low_index <= 100 <= broad.high_index
+    assert (narrow.index, narrow.low_index, narrow.high_index) == (107, 106, 107)
 
 
 def test_noise_that_grows_with_the_level_is_judged_by_the_level():

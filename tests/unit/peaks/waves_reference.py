@@ -80,10 +80,12 @@ from its code and is stated here (numbered; ``test_waves_reference.py`` checks e
     (no plateau rule). Its flanks: ``wide`` at ``u - r`` and ``u + r``, clipped to the ends,
     ``r = max(round(3 smooth), 4)``, the higher of the two; its height ``h = (y1[u] - flank) /
     (scale x k)``, ``k = 1 / sqrt(2 sqrt(pi))`` (rule 2's block scale; ``-inf`` when it is 0).
-    A maximum is a narrow wave when ``h >= narrow_z``; it lies outside every wave's zone and
-    every wall widened by 3 buckets; its three raw volumes' biggest is at most half of their
-    sum; ``score = h / growth >= narrow_z``, ``growth`` rule 7's level factor (``r ** level_noise``
-    with ``y1[u]`` as the level, 1 without it); and ``h >= narrow_lumpiness x`` the larger of
+    A maximum is a narrow wave when ``h >= narrow_z``; it lies outside every wall widened by 3
+    buckets, and inside a wave's zone widened by 3 only when more than 3 buckets from that
+    wave's index and ``min(y1)`` between the two is below ``flank + (y1[u] - flank) / 2``; its
+    three raw volumes' biggest is at most half of their sum; ``score = h / growth >= narrow_z``,
+    ``growth`` rule 7's level factor (``r ** level_noise`` with ``y1[u]`` as the level, 1
+    without it); and ``h >= narrow_lumpiness x`` the larger of
     the 0.9 quantiles (NumPy's linear) of ``h`` over the other maxima at most 100 buckets left of
     it and over those at most 100 right of it (an empty side: ``-inf``). Its zone: the buckets
     around it with ``y1 >= flank + (y1[u] - flank) / 2``, at most 3 each side. One per hump
@@ -368,7 +370,8 @@ def _narrow(
     v: np.ndarray,
     noise: _Noise,
     reach: int,
-    taken: list[Found],
+    waves: list[Found],
+    walls: list[Found],
     p: PeakParams,
     judge: _Judge,
 ) -> list[Found]:
@@ -391,7 +394,14 @@ def _narrow(
         h = height[u]
         if not judge.ge(h, p.narrow_z, "narrow height", scale=p.narrow_z):
             continue
-        if any(f.low_index - 3 <= u <= f.high_index + 3 for f in taken):
+        half = flank[u] + 0.5 * (y1[u] - flank[u])
+        if any(f.low_index - 3 <= u <= f.high_index + 3 for f in walls):
+            continue
+        if any(
+            f.low_index - 3 <= u <= f.high_index + 3
+            and (abs(u - f.index) <= 3 or not y1[min(u, f.index) : max(u, f.index) + 1].min() < half)
+            for f in waves
+        ):
             continue
         three = v[u - 1 : u + 2]
         if not judge.ge(0.5 * three.sum(), three.max(), "narrow share", ties_exact=True):
@@ -404,7 +414,6 @@ def _narrow(
         lump = max(float(np.quantile(side, 0.9)) if side else -math.inf for side in sides)
         if not judge.ge(h, p.narrow_lumpiness * lump, "narrow lumpiness", scale=h):
             continue
-        half = flank[u] + 0.5 * (y1[u] - flank[u])
         lo = u
         while lo > 0 and u - lo < 3 and judge.ge(y1[lo - 1], half, "narrow zone"):
             lo -= 1
@@ -433,6 +442,6 @@ def find_wave_peaks(volumes: np.ndarray, params: PeakParams | None = None) -> Re
     ys = smooth(clean, p.smooth)
     waves = _waves(ys, vc, v, noise, reach, p, floor, judge)
     if p.narrow_z > 0.0:
-        taken = waves + walls
-        waves = sorted(waves + _narrow(clean, ys, v, noise, reach, taken, p, judge), key=lambda f: f.index)
+        narrow = _narrow(clean, ys, v, noise, reach, waves, walls, p, judge)
+        waves = sorted(waves + narrow, key=lambda f: f.index)
     return Result(waves, walls, judge.near)

@@ -603,8 +603,10 @@ def detect_arrays(v, kp):
     nz = kp.narrow_z
     if nz > 0.0:  # narrow waves, outside the waves' zones and the walls; both kinds in one list
         taken_lo, taken_hi = np.concatenate((lo, ws)), np.concatenate((hi, we))
+        taken_pk = np.concatenate((idx, np.full(ws.size, -1, dtype=np.int64)))  # -1: a wall
         lump = kp.narrow_lumpiness
-        found = narrow_waves(clean, ys, kp.smooth, sigb, lev, gamma, cap, v, nz, lump, taken_lo, taken_hi)
+        args = (v, nz, lump, taken_lo, taken_hi, taken_pk)
+        found = narrow_waves(clean, ys, kp.smooth, sigb, lev, gamma, cap, *args)
         ni, nlo, nhi, nsc = _one_per_hump(*found)
         nconf = np.empty(ni.size, dtype=np.float64)
         for t in range(ni.size):

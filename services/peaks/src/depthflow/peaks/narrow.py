@@ -26,9 +26,12 @@ narrow hump's own width, its matched filter), and a local maximum there is a nar
    0.89 to 0.56 (books) and from 0.86 to 0.49 (trades); with this test they held;
 3. its top level holds at most :data:`SHARE` of the volume of its three levels (as recorded):
    one big order with two small neighbours is a lone level, not volume over a range;
-4. it lies outside every wave's zone and every wall, widened by :data:`GAP` buckets (that hump
-   was found; a wall's filled-in buckets are no hump), and no stronger narrow wave's zone holds
-   it (one per hump, as for waves).
+4. it lies outside every wall widened by :data:`GAP` buckets (a wall's filled-in buckets are no
+   hump); inside a wave's zone (widened likewise) it is a second hump beside that wave only when
+   it lies more than :data:`GAP` buckets from the wave's peak and the profile dips below half its
+   height between them (close pairs: the wave search's smoothing joins them into one zone; on the
+   compound-Poisson family most misses were the smaller of such a pair); and no stronger narrow
+   wave's zone holds it (one per hump, as for waves).
 
 Its zone is where the narrow look's profile stays above half its height over the flanks (at
 most :data:`GAP` buckets each side), its score the height in noise units after the level's
@@ -125,22 +128,38 @@ def _quantile(x):
 
 
 @kernel
-def narrow_waves(clean, wide, smooth, sig, lev, gamma, cap, raw, z_min, lumpiness, wlo, whi):
+def _found_already(ys, i, half, wlo, whi, wpk):
+    """Whether the maximum ``i`` (of height ``half`` x 2 over its flanks) is part of a wall or
+    of a wave found already (rule 4 of the module doc)."""
+    for w in range(wlo.size):
+        if not wlo[w] - GAP <= i <= whi[w] + GAP:
+            continue
+        p = wpk[w]
+        if p < 0 or abs(i - p) <= GAP:
+            return True
+        dip = ys[i]
+        for u in range(min(i, p), max(i, p) + 1):
+            dip = min(dip, ys[u])
+        if not dip < half:  # no dip below half its height: the wave's own top
+            return True
+    return False
+
+
+@kernel
+def narrow_waves(clean, wide, smooth, sig, lev, gamma, cap, raw, z_min, lumpiness, wlo, whi, wpk):
     """Narrow waves of the wall-free square-root profile ``clean`` (see the module doc):
     (index, low, high, score) arrays, ascending. ``sig``: the noise scale per block of
     ``BLOCK`` buckets, ``lev`` the mean level per block, ``gamma`` and ``cap`` the waves'
     ``level_noise`` and ``level_cap``; ``raw``: the volumes as recorded; ``wlo``/``whi``: the
-    spans taken (waves' zones and walls). The cheap tests run first: the height before the
-    level's growth (never below the height after it) rejects most maxima."""
+    spans found already (waves' zones and walls), ``wpk`` their peaks (-1 for a wall). The cheap
+    tests run first: the height before the level's growth (never below the height after it)
+    rejects most maxima."""
     n = clean.size
     none_i = np.empty(0, dtype=np.int64)
     none_f = np.empty(0, dtype=np.float64)
     if n < 3 or z_min <= 0.0:
         return none_i, none_i, none_i, none_f
     ys = smooth_gaussian(clean, SMOOTH)
-    taken = np.zeros(n, dtype=np.uint8)  # waves' zones and walls, widened by GAP: found already
-    for w in range(wlo.size):
-        taken[max(wlo[w] - GAP, 0) : min(whi[w] + GAP + 1, n)] = 1
     idx = _maxima(ys)
     base, z = _flank_heights(ys, idx, sig, wide, max(round(3.0 * smooth), GAP + 1))
     m = idx.size
@@ -150,7 +169,7 @@ def narrow_waves(clean, wide, smooth, sig, lev, gamma, cap, raw, z_min, lumpines
     last = 0  # the last maximum within REACH on its right
     for t in range(m):
         i = idx[t]
-        if not z[t] >= z_min or taken[i]:
+        if not z[t] >= z_min:
             continue
         if max(raw[i - 1], raw[i], raw[i + 1]) > SHARE * (raw[i - 1] + raw[i] + raw[i + 1]):
             continue
@@ -165,7 +184,10 @@ def narrow_waves(clean, wide, smooth, sig, lev, gamma, cap, raw, z_min, lumpines
         # the lumpier side's: the top of a step is judged by the step's side
         if z[t] < lumpiness * max(_quantile(z[first:t]), _quantile(z[t + 1 : last + 1])):
             continue
-        a, b = zone_around(ys, i, base[t] + 0.5 * (ys[i] - base[t]), GAP)  # above half its height
+        half = base[t] + 0.5 * (ys[i] - base[t])
+        if _found_already(ys, i, half, wlo, whi, wpk):
+            continue
+        a, b = zone_around(ys, i, half, GAP)  # above half its height
         out_i[k] = i
         out_lo[k] = a
         out_hi[k] = b
