@@ -20,11 +20,10 @@ def _check_detection(self: msgspec.Struct) -> None:
     p = msgspec.structs.asdict(self)
     if not 0 < p["value_area_fraction"] <= 1:
         raise ValueError("value_area_fraction must be in (0, 1]")
-    if 0 < p["level_cap"] < 1:  # a cap under 1 would shrink noise scales (see PeakParams)
-        raise ValueError(f"level_cap must be 0 (no cap) or at least 1, was {p['level_cap']}")
     for name, value in p.items():
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
             raise ValueError(f"{name} must not be negative, was {value}")
+    PeakParams(**p)  # its own checks (level_cap), raised at start-up rather than at first use
 
 
 _hints = typing.get_type_hints(PeakParams)

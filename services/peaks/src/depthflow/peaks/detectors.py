@@ -608,13 +608,14 @@ def detect_arrays(v, kp):
         args = (v, nz, lump, taken_lo, taken_hi, taken_pk)
         found = narrow_waves(clean, ys, kp.smooth, sigb, lev, gamma, cap, *args)
         ni, nlo, nhi, nsc = _one_per_hump(*found)
-        nconf = np.empty(ni.size, dtype=np.float64)
-        for t in range(ni.size):
-            nconf[t] = min(1.0, nsc[t] / (2.0 * nz))
-        idx, lo, hi = np.concatenate((idx, ni)), np.concatenate((lo, nlo)), np.concatenate((hi, nhi))
-        sc, conf = np.concatenate((sc, nsc)), np.concatenate((conf, nconf))
-        order = np.argsort(idx, kind="mergesort")
-        idx, lo, hi, sc, conf = idx[order], lo[order], hi[order], sc[order], conf[order]
+        if ni.size:  # most profiles have none: nothing to merge
+            nconf = np.empty(ni.size, dtype=np.float64)
+            for t in range(ni.size):
+                nconf[t] = min(1.0, nsc[t] / (2.0 * nz))
+            idx, lo, hi = np.concatenate((idx, ni)), np.concatenate((lo, nlo)), np.concatenate((hi, nhi))
+            sc, conf = np.concatenate((sc, nsc)), np.concatenate((conf, nconf))
+            order = np.argsort(idx, kind="mergesort")
+            idx, lo, hi, sc, conf = idx[order], lo[order], hi[order], sc[order], conf[order]
     return (idx, lo, hi, sc, conf), (ws, ws, we, wsc, wconf)
 
 

@@ -153,12 +153,7 @@ def narrow_waves(clean, wide, smooth, sig, lev, gamma, cap, raw, z_min, lumpines
     ``level_noise`` and ``level_cap``; ``raw``: the volumes as recorded; ``wlo``/``whi``: the
     spans found already (waves' zones and walls), ``wpk`` their peaks (-1 for a wall). The cheap
     tests run first: the height before the level's growth (never below the height after it)
-    rejects most maxima."""
-    n = clean.size
-    none_i = np.empty(0, dtype=np.int64)
-    none_f = np.empty(0, dtype=np.float64)
-    if n < 3 or z_min <= 0.0:
-        return none_i, none_i, none_i, none_f
+    rejects most maxima. Called with at least 3 buckets and ``z_min > 0`` only."""
     ys = smooth_gaussian(clean, SMOOTH)
     idx = _maxima(ys)
     base, z = _flank_heights(ys, idx, sig, wide, max(round(3.0 * smooth), GAP + 1))
@@ -176,6 +171,9 @@ def narrow_waves(clean, wide, smooth, sig, lev, gamma, cap, raw, z_min, lumpines
         score = z[t] / level_growth(ys[i], lev[i // BLOCK], gamma, cap)  # as for waves
         if not score >= z_min:
             continue
+        half = base[t] + 0.5 * (ys[i] - base[t])
+        if _found_already(ys, i, half, wlo, whi, wpk):  # before the lumpiness: no sorting
+            continue
         while idx[first] < i - REACH:
             first += 1
         last = max(last, t)
@@ -183,9 +181,6 @@ def narrow_waves(clean, wide, smooth, sig, lev, gamma, cap, raw, z_min, lumpines
             last += 1
         # the lumpier side's: the top of a step is judged by the step's side
         if z[t] < lumpiness * max(_quantile(z[first:t]), _quantile(z[t + 1 : last + 1])):
-            continue
-        half = base[t] + 0.5 * (ys[i] - base[t])
-        if _found_already(ys, i, half, wlo, whi, wpk):
             continue
         a, b = zone_around(ys, i, half, GAP)  # above half its height
         out_i[k] = i
