@@ -86,6 +86,20 @@ class Feed:
             await self.round()
             await asyncio.sleep(0.01)
 
+    async def until_checkpointed(self, redis_url: str, pattern: str) -> None:
+        """Publish rounds until a checkpoint key matching ``pattern`` is in Valkey (a periodic
+        checkpoint is saved by the first message past its interval)."""
+        store = aioredis.from_url(redis_url)
+
+        async def saved() -> bool:
+            await self.round()
+            return any([k async for k in store.scan_iter(match=pattern)])
+
+        try:
+            await wait_for(saved)
+        finally:
+            await store.aclose()
+
 
 def lane_counts(port: int) -> dict[tuple[str, str, str], float]:
     """Return ``(kind, symbol, outcome) -> count`` from a service's /metrics."""
@@ -273,17 +287,8 @@ async def test_a_canary_lane_killed_while_it_owns_a_symbol_resumes_with_its_stat
     # the canary's periodic checkpoint (1 s) holds the state it took over before it is killed:
     # the restart then resumes from that checkpoint, not from the hand-off key. Messages keep
     # coming until the checkpoint is there (the first message past the interval saves it)
-    store = aioredis.from_url(isolated.urls.redis)
-
-    async def canary_checkpointed() -> bool:
-        await feed.round()
-        pattern = f"{isolated.prefix}:ckpt:aggregator-{CANARY}*:ETHFDUSD"
-        return any([k async for k in store.scan_iter(match=pattern)])
-
-    try:
-        await wait_for(canary_checkpointed)
-    finally:
-        await store.aclose()
+    canary_ckpt = f"{isolated.prefix}:ckpt:aggregator-{CANARY}*:ETHFDUSD"
+    await feed.until_checkpointed(isolated.urls.redis, canary_ckpt)
     sent = 2 * feed.rounds  # a book per symbol per round
     await wait_for(lambda: books_out(sent))
     os.kill(canary.procs[0].pid, signal.SIGKILL)

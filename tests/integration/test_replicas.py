@@ -16,7 +16,6 @@ import signal
 
 import msgspec
 import pytest
-import redis.asyncio as aioredis
 from nats.js.errors import NotFoundError
 
 from depthflow.aggregator.config import AggregatorConfig
@@ -178,17 +177,8 @@ async def test_a_replica_killed_during_a_rebalance_has_its_symbol_recovered_from
     await rebalanced(bus, ["0", rid])
     # messages keep coming until the doomed replica has checkpointed its symbol (every 1 s, on
     # the first message past the interval): its recovery then starts from that checkpoint
-    store = aioredis.from_url(isolated.urls.redis)
-
-    async def doomed_checkpointed() -> bool:
-        await feed.round()
-        pattern = f"{isolated.prefix}:ckpt:{durable_name('aggregator', STABLE, rid)}:*"
-        return any([k async for k in store.scan_iter(match=pattern)])
-
-    try:
-        await wait_for(doomed_checkpointed)
-    finally:
-        await store.aclose()
+    doomed_ckpt = f"{isolated.prefix}:ckpt:{durable_name('aggregator', STABLE, rid)}:*"
+    await feed.until_checkpointed(isolated.urls.redis, doomed_ckpt)
     third = splitting_id("0", rid)
     await stack("aggregator", DEPTHFLOW_REPLICA=third, **ENV)  # joining: a rebalance begins
     os.kill(doomed.procs[0].pid, signal.SIGKILL)
