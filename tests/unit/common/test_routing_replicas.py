@@ -21,6 +21,7 @@ from depthflow.common.routing import (
     seat_acquired,
     seat_losses,
     seat_of,
+    seat_orphans,
     seat_transfers,
     with_assignment,
 )
@@ -71,6 +72,15 @@ def test_seat_of_with_any_history_agrees_with_its_transfers(history, symbol, seq
     assert all(seat_of(s, f, history) == seat != seat_of(s, f + 1, history) for f, s in losses)
     assert lane in (STABLE, CANARY)
     assert replica in REPLICAS
+    # the recoveries owed: exactly the symbols the seat holds at the end, last taken from a
+    # replica gone at that fence (checked by owners, not by the transfers' list)
+    end = 10**9
+    owed = {
+        (f, s) for s in SYMBOLS[:6] if seat_of(s, end, history) == seat
+        for f in [max((f for f, _ in history if seat_of(s, f, history) != seat), default=None)]
+        if f is not None and gone_at(seat_of(s, f, history), f, history)
+    }
+    assert set(seat_orphans(seat, SYMBOLS[:6], history)) == owed
 
 
 def test_gone_and_removed_follow_the_replica_sets() -> None:
@@ -84,6 +94,10 @@ def test_gone_and_removed_follow_the_replica_sets() -> None:
     assert gone_since((STABLE, "1"), 20, history)
     assert not gone_since((STABLE, "1"), 21, history)
     assert removed((STABLE, "1"), history)
+    # what replica 1 held comes back to replica 0 at 20, from a replica gone: a recovery
+    held = [s for s in SYMBOLS if rendezvous(s, ["0", "1"]) == "1"]
+    assert seat_orphans((STABLE, "0"), SYMBOLS, history) == sorted((20, s) for s in held)
+    assert seat_orphans((STABLE, "0"), SYMBOLS, history[:1]) == []  # replica 0 handed over
     assert not removed((STABLE, "0"), history)
     assert removed((STABLE, "0"), [(5, Assignment(fences={"MD": 5}, replicas={STABLE: ["1"]}))])
     assert durable_name("aggregator", STABLE, "0") == "aggregator-stable"

@@ -177,6 +177,18 @@ def seat_losses(seat: Seat, symbols: Iterable[str], history: SeatHistory) -> lis
     return sorted((f, s) for s in symbols for f, frm, _ in seat_transfers(s, history) if frm == seat)
 
 
+def seat_orphans(seat: Seat, symbols: Iterable[str], history: SeatHistory) -> list[tuple[int, str]]:
+    """Return ``(fence, symbol)``, ascending, for every one of ``symbols`` that ``seat`` holds
+    at the end of ``history`` and took, at its last transfer, from a replica gone at that fence
+    (a recovery is owed: :func:`gone_at`)."""
+    out = []
+    for s in symbols:
+        moves = seat_transfers(s, history)
+        if moves and moves[-1][2] == seat and gone_at(moves[-1][1], moves[-1][0], history):
+            out.append((moves[-1][0], s))
+    return sorted(out)
+
+
 def gone_at(seat: Seat, fence: int, history: SeatHistory) -> bool:
     """Whether ``seat``'s replica left its lane's replica set at ``fence`` (died or left): it
     hands nothing over, its symbols' states come from its checkpoint and a replay."""

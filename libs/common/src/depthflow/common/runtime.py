@@ -63,6 +63,7 @@ from depthflow.common.routing import (
     seat_acquired,
     seat_losses,
     seat_of,
+    seat_orphans,
 )
 from depthflow.common.routing import Route as LaneRoute
 from depthflow.common.subjects import Subjects, subject_matches
@@ -140,6 +141,9 @@ class StreamInput:
     adopted: dict[str, int] = field(default_factory=dict)
     losses: list[tuple[int, str]] = field(default_factory=list)
     handed: int = 0
+    # (fence, symbol) this replica holds now, taken from a replica gone at that fence: recovered
+    # once the consumer reaches the fence, not at the symbol's next message (there may be none)
+    orphans: list[tuple[int, str]] = field(default_factory=list)
     floor_checked: float = 0.0  # when the durable's ack floor was last read for a hand-off
 
     @property
@@ -454,6 +458,7 @@ class Service:
             except (nats.errors.TimeoutError, TimeoutError):
                 with contextlib.suppress(_Abandoned):
                     await self._hand_over(inp)  # idle: the ack floor may have reached a fence
+                    await self._take_orphans(inp)
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.DrainTimeoutError):
                 return
@@ -467,6 +472,7 @@ class Service:
                 await self._handle(inp, m)
             with contextlib.suppress(_Abandoned):
                 await self._hand_over(inp)
+                await self._take_orphans(inp)
 
     async def _handle(self, inp: StreamInput, m: Any) -> None:
         assert self.bus is not None
@@ -567,6 +573,7 @@ class Service:
             # leaves at a fence and owes its (empty) hand-off
             named = self._symbols | {s for _, a in history for s in a.lanes}
             inp.losses = seat_losses(self.seat, named, history)
+            inp.orphans = seat_orphans(self.seat, named, history)
         self._route_rev = revision
 
     async def _follow_route(self) -> None:
@@ -648,6 +655,18 @@ class Service:
             await self._wait_for(f"{frm} to pass {fence}", floor)
         inp.adopted[symbol] = fence
         log.info("symbol taken over", extra={"symbol": symbol, "fence": fence, "from": frm})
+
+    async def _take_orphans(self, inp: StreamInput) -> None:
+        """Recover every symbol this replica took from a replica gone at a fence the consumer
+        has reached (between messages, after its own hand-offs: a recovery may wait for one).
+
+        Why not only at the symbol's first message past the fence, as a hand-off is taken: what
+        the gone replica left unpublished up to the fence would wait for that message, which a
+        quiet symbol or the end of a replay never sends."""
+        while inp.orphans and inp.orphans[0][0] <= inp.high:
+            fence, symbol = inp.orphans[0]
+            await self._adopt(inp, symbol, fence + 1)  # a no-op once adopted
+            inp.orphans.pop(0)
 
     async def _handed_state(self, inp: StreamInput, symbol: str, fence: int,
                             frm: Seat) -> bytes | _Gone | None:
