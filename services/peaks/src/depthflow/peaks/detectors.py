@@ -113,25 +113,46 @@ class Features(Sequence[Peak]):
     :class:`Peak`, built on first access from the kernel's arrays, which stay readable as
     ``indices``, ``low_indices``, ``high_indices``, ``scores`` and ``confidences``.
 
-    Why lazy: the service reads the arrays and needs no object per peak."""
+    Why lazy: the service reads the arrays and needs no object per peak. Why two 2-D arrays
+    (index, low, high rows; score, confidence rows) rather than five: each array numba hands
+    back to Python costs a few tenths of a microsecond to box, on every call."""
 
-    __slots__ = ("_items", "_px", "_step", "confidences", "high_indices", "indices", "low_indices", "scores")
+    __slots__ = ("_floats", "_ints", "_items", "_px", "_step")
 
-    def __init__(self, arrays: tuple[np.ndarray, ...], px: np.ndarray, step: float) -> None:
-        self.indices, self.low_indices, self.high_indices, self.scores, self.confidences = arrays
+    def __init__(self, ints: np.ndarray, floats: np.ndarray, px: np.ndarray, step: float) -> None:
+        self._ints, self._floats = ints, floats
         self._px = px
         self._step = step
         self._items: list[Peak] | None = None
+
+    @property
+    def indices(self) -> np.ndarray:
+        return self._ints[0]
+
+    @property
+    def low_indices(self) -> np.ndarray:
+        return self._ints[1]
+
+    @property
+    def high_indices(self) -> np.ndarray:
+        return self._ints[2]
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self._floats[0]
+
+    @property
+    def confidences(self) -> np.ndarray:
+        return self._floats[1]
 
     def _build(self) -> list[Peak]:
         if self._items is None:
             px, step = self._px, self._step
             new = tuple.__new__
+            ints, floats = self._ints.tolist(), self._floats.tolist()
             self._items = [
                 new(Peak, (i, float(px[i]), float(px[a]), float(px[b]) + step, c, s, a, b))
-                for i, a, b, s, c in zip(self.indices.tolist(), self.low_indices.tolist(),
-                                         self.high_indices.tolist(), self.scores.tolist(),
-                                         self.confidences.tolist(), strict=True)
+                for i, a, b, s, c in zip(*ints, *floats, strict=True)
             ]
         return self._items
 
@@ -666,16 +687,30 @@ _FAULTS = {
 }
 
 
-def _validate(prices: Any, volumes: Any) -> tuple[np.ndarray, np.ndarray]:
-    px, v = as_f64(prices), as_f64(volumes)
-    if px.ndim != 1 or v.ndim != 1:
-        raise ValueError(f"prices and volumes must be 1-D arrays, were {px.ndim}-D and {v.ndim}-D")
-    if px.size != v.size:
-        raise ValueError(f"prices and volumes differ in length ({px.size} != {v.size})")
+@kernel(inline="always")
+def _stacked(parts):
+    """Equal-length 1-D arrays (a tuple) as the rows of one 2-D array: one object to box, not
+    several."""
+    out = np.empty((len(parts), parts[0].size), dtype=parts[0].dtype)
+    for r in range(len(parts)):
+        out[r] = parts[r]
+    return out
+
+
+@kernel
+def _checked_detect(px, v, kp):
+    """:func:`_check_profile`, then (when it passes) :func:`detect_arrays`, in one call from
+    Python: (fault code, index, waves' index/low/high rows, their score/confidence rows, the
+    same two for walls). Why one kernel: each call from Python into numba costs about a
+    microsecond of argument typing, and a 3000-bucket profile takes ~30 us in all."""
     code, i = _check_profile(px, v)
+    none_i = np.empty((3, 0), dtype=np.int64)
+    none_f = np.empty((2, 0), dtype=np.float64)
     if code:
-        raise ValueError(_FAULTS[code].format(i=i, p=float(px[i]), q=float(v[i])))
-    return px, v
+        return code, i, none_i, none_f, none_i, none_f
+    (wi, wlo, whi, wsc, wcf), (li, llo, lhi, lsc, lcf) = detect_arrays(v, kp)
+    return (0, 0, _stacked((wi, wlo, whi)), _stacked((wsc, wcf)),
+            _stacked((li, llo, lhi)), _stacked((lsc, lcf)))
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(PeakParams))
@@ -715,10 +750,16 @@ def find_wave_peaks(
     [(45, 122.5, 122.5, 123.0)]
     """
     p = _params(params or DEFAULT, tuple(sorted(overrides.items()))) if overrides else (params or DEFAULT)
-    px, v = _validate(prices, volumes)
+    px, v = as_f64(prices), as_f64(volumes)
+    if px.ndim != 1 or v.ndim != 1:
+        raise ValueError(f"prices and volumes must be 1-D arrays, were {px.ndim}-D and {v.ndim}-D")
+    if px.size != v.size:
+        raise ValueError(f"prices and volumes differ in length ({px.size} != {v.size})")
+    code, i, wave_i, wave_f, wall_i, wall_f = _checked_detect(px, v, p.kernel)
+    if code:
+        raise ValueError(_FAULTS[code].format(i=i, p=float(px[i]), q=float(v[i])))
     step = float(px[1] - px[0]) if px.size > 1 else 0.0
-    waves, walls = detect_arrays(v, p.kernel)
-    return WavePeaks(Features(waves, px, step), Features(walls, px, step))
+    return WavePeaks(Features(wave_i, wave_f, px, step), Features(wall_i, wall_f, px, step))
 
 
 def _warm() -> None:
