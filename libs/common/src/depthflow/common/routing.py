@@ -333,11 +333,19 @@ class RouteStore:
         return cls(kv, service)
 
     async def read(self) -> tuple[Route | None, int]:
-        """Return the route and its KV revision; ``(None, 0)`` when there is none."""
+        """Return the route and its KV revision; ``(None, 0)`` when there is none (never
+        written, or deleted: a write at revision 0 creates it again)."""
+        route, revision = await self.stored()
+        return (route, revision) if route is not None else (None, 0)
+
+    async def stored(self) -> tuple[Route | None, int]:
+        """Like :meth:`read`, but a deleted route is ``(None, revision of the deletion)``: not
+        "never written", which gives stable every symbol, but a route to wait for."""
         try:
             entry = await self.kv.get(self.service)
-        except (NotFoundError, KeyNotFoundError):  # never written, or deleted (create works)
-            return None, 0
+        except (NotFoundError, KeyNotFoundError) as exc:
+            deleted = getattr(exc, "entry", None)  # nats-py's get keeps a deletion's entry
+            return None, (deleted.revision or 0) if deleted is not None else 0
         return (decode_route(entry.value) if entry.value else None), entry.revision or 0
 
     async def write(self, route: Route, revision: int) -> int:
@@ -357,12 +365,21 @@ class RouteStore:
     async def watch(self, idle_s: float = 1.0) -> AsyncIterator[tuple[Route | None, int]]:
         """Yield the current route at once, then every change, as ``(route, revision)``.
 
-        An absent route yields ``(None, 0)``. Raises when the watch breaks (the connection
-        closed); the caller decides what to do meanwhile (the runtime stops consuming).
+        An absent route yields ``(None, 0)``, a deleted one ``(None, revision)``. Raises when
+        the watch breaks (the connection closed); the caller decides what to do meanwhile (the
+        runtime stops consuming).
+
+        Why the key is read when the watch says it holds nothing: nats-py signals "no initial
+        values" when the server reports nothing pending and the client has received nothing,
+        which also holds while the stored value is on its way; the signal then comes first.
+        Taken as "no route", a lane would consume as if stable replica 0 owned every symbol
+        (seen in CI, a lane consuming under an unreadable route). Entries at or below the
+        revision already given are skipped (the value that was on its way).
         """
         watcher = await self.kv.watch(self.service)
         try:
             first = True
+            given = 0  # the revision last yielded
             while True:
                 try:
                     entry = await watcher.updates(timeout=idle_s)
@@ -370,16 +387,21 @@ class RouteStore:
                     if not self.kv._js._nc.is_connected:
                         raise ConnectionError("route watch lost: NATS disconnected") from None
                     continue
-                if entry is None:  # end of the initial values: nothing stored
+                if entry is None:  # the end of the initial values, perhaps before the value
                     if first:
-                        yield None, 0
                         first = False
+                        route, given = await self.stored()
+                        yield route, given
                     continue
                 first = False
+                revision = entry.revision or 0
+                if revision and revision <= given:
+                    continue
+                given = revision
                 if entry.operation in ("DEL", "PURGE") or not entry.value:
-                    yield None, entry.revision or 0
+                    yield None, revision
                 else:
-                    yield decode_route(entry.value), entry.revision or 0
+                    yield decode_route(entry.value), revision
         finally:
             with contextlib.suppress(Exception):
                 await watcher.stop()
