@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from depthflow.peaks.jit import FAST, kernel
+from depthflow.peaks.params import KernelParams
 
 __all__ = [
     "BLOCK",
     "as_f64",
     "found_arrays",
+    "kernel_params",
     "level_growth",
     "noise_scale",
     "nonzero_mean",
@@ -31,6 +34,17 @@ __all__ = [
 BLOCK = 32
 """Buckets per block of the local noise scale: fine enough to follow a book's decay, coarse
 enough that a block's trimmed mean is steady (31 differences)."""
+
+
+_N_PARAMS = len(KernelParams._fields)
+
+
+@kernel(inline="always")
+def kernel_params(a):
+    """``PeakParams.kernel_array`` back into the :class:`~depthflow.peaks.params.KernelParams`
+    tuple, inside numba: the array crosses from Python cheaply, the kernels read fields by name.
+    (``to_fixed_tuple``: numba's array-to-tuple of a length known when compiling.)"""
+    return KernelParams(*to_fixed_tuple(a, _N_PARAMS))  # type: ignore[call-arg]  # an intrinsic: numba passes its typing context
 
 
 def as_f64(vol: np.ndarray) -> np.ndarray:

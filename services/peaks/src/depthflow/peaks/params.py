@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
+import numpy as np
+
 __all__ = ["DEFAULT", "KernelParams", "PeakParams"]
 
 
@@ -67,6 +69,15 @@ class PeakParams:
     def kernel(self) -> KernelParams:
         """These parameters as the kernels take them (built once per instance; frozen, so safe)."""
         return KernelParams(*(float(getattr(self, f.name)) for f in dataclasses.fields(self)))
+
+    @cached_property
+    def kernel_array(self) -> np.ndarray:
+        """:attr:`kernel` as a read-only float array, for a call from Python into numba: numba
+        types an array argument in ~0.1 us and this tuple of 23 floats in ~2 us, on every
+        call (``depthflow.peaks.kernels.kernel_params`` makes the tuple again inside)."""
+        a = np.array(self.kernel, dtype=np.float64)
+        a.flags.writeable = False
+        return a
 
 
 KernelParams = NamedTuple(  # type: ignore[misc]
