@@ -71,6 +71,7 @@ from depthflow.peaks.kernels import (
     found_arrays,
     kernel_params,
     level_growth,
+    marked,
     masked_maxima,
     nonzero_mean,
     prominence,
@@ -367,50 +368,46 @@ def _walls(y, noise, wall_z, shoulder, floor, v):
     clean = y.copy()
     vc = v.copy()
     mask = _wall_mask(y, _least_own_scale(noise), wall_z)
-    packed = mask.view(np.uint64)
     first = np.empty(n, dtype=np.int64)
     last = np.empty(n, dtype=np.int64)
     score = np.empty(n, dtype=np.float64)
     k = 0
     nxt = 0  # the first bucket a new wall may start at
-    for w in range(packed.size):
-        if packed[w] == 0:
+    for i in marked(mask):
+        if i < nxt:
             continue
-        for i in range(w * 8, w * 8 + 8):
-            if mask[i] == 0 or i < nxt:
-                continue
-            left = y[i - 1]
-            e1 = y[i] - max(left, y[i + 1])
-            e2 = min(y[i], y[i + 1]) - max(left, y[i + 2]) if i + 2 < n else -np.inf
-            width = 1 if e1 >= e2 else 2
-            j = i + width - 1
-            sig = _own_scale(y, noise, i // BLOCK, i, j)
-            top = y[i] if width == 1 else min(y[i], y[j])
-            after = y[j + 1]
-            bl = _ring_median(y, i - 1 - _RING, i - 1)
-            br = _ring_median(y, j + 2, j + 2 + _RING)
-            if math.isnan(bl):
-                bl = br
-            if math.isnan(br):
-                br = bl
-            if math.isnan(bl):
-                bl = br = max(left, after)
-            height = top - max(bl, br)
-            ok = max(e1, e2) >= wall_z * sig  # over both neighbours, in its own scale too
-            ok = ok and height >= wall_z * sig and height > 0.0 and sig > 0.0
-            ok = ok and left - bl <= shoulder * height and after - br <= shoulder * height
-            ok = ok and max(v[i], v[j]) >= floor
-            if not ok:
-                continue
-            first[k] = i
-            last[k] = j
-            score[k] = height / sig
-            fill = 0.5 * (left + after)
-            for u in range(i, j + 1):
-                clean[u] = fill
-                vc[u] = fill * fill
-            k += 1
-            nxt = j + 2  # the bucket after a wall is its neighbour, not another wall
+        left = y[i - 1]
+        e1 = y[i] - max(left, y[i + 1])
+        e2 = min(y[i], y[i + 1]) - max(left, y[i + 2]) if i + 2 < n else -np.inf
+        width = 1 if e1 >= e2 else 2
+        j = i + width - 1
+        sig = _own_scale(y, noise, i // BLOCK, i, j)
+        top = y[i] if width == 1 else min(y[i], y[j])
+        after = y[j + 1]
+        bl = _ring_median(y, i - 1 - _RING, i - 1)
+        br = _ring_median(y, j + 2, j + 2 + _RING)
+        if math.isnan(bl):
+            bl = br
+        if math.isnan(br):
+            br = bl
+        if math.isnan(bl):
+            bl = br = max(left, after)
+        height = top - max(bl, br)
+        ok = max(e1, e2) >= wall_z * sig  # over both neighbours, in its own scale too
+        ok = ok and height >= wall_z * sig and height > 0.0 and sig > 0.0
+        ok = ok and left - bl <= shoulder * height and after - br <= shoulder * height
+        ok = ok and max(v[i], v[j]) >= floor
+        if not ok:
+            continue
+        first[k] = i
+        last[k] = j
+        score[k] = height / sig
+        fill = 0.5 * (left + after)
+        for u in range(i, j + 1):
+            clean[u] = fill
+            vc[u] = fill * fill
+        k += 1
+        nxt = j + 2  # the bucket after a wall is its neighbour, not another wall
     return first[:k], last[:k], score[:k], clean, vc
 
 
@@ -427,7 +424,7 @@ def _spikes(clean, vc, sigb, ratio, z, ws, we):
     holds (the same result as one left-to-right pass). A wall's buckets and their neighbours
     (``ws``, ``we``: first and last buckets) are left as they are."""
     n = clean.size
-    mask = np.zeros(((n + 7) // 8) * 8, dtype=np.uint8)  # whole 8-byte words: read a word at a time
+    mask = np.zeros(((n + 7) // 8) * 8, dtype=np.uint8)  # whole 8-byte words, for marked()
     r = math.sqrt(ratio)
     for b in range(sigb.size):
         lo = max(b * BLOCK, 1)
@@ -447,24 +444,20 @@ def _spikes(clean, vc, sigb, ratio, z, ws, we):
     for t in range(ws.size):  # a wall's neighbours stay: its fill, their mean, is then no maximum
         mask[max(ws[t] - 1, 0) : min(we[t] + 2, n)] = 2
     done = 0  # buckets before this one are settled
-    packed = mask.view(np.uint64)
-    for w in range(packed.size):
-        if packed[w] == 0:
+    for i in marked(mask):
+        if mask[i] != 1 or i < done:
             continue
-        for i in range(w * 8, w * 8 + 8):
-            if mask[i] != 1 or i < done:
-                continue
-            j = i
-            while j < n - 1 and mask[j] != 2:
-                side = max(clean[j - 1], clean[j + 1])
-                h = clean[j]
-                if not (h > 0.0 and h >= r * side and h - side >= z * sigb[j // BLOCK]):
-                    break
-                fill = 0.5 * (clean[j - 1] + clean[j + 1])
-                clean[j] = fill
-                vc[j] = fill * fill
-                j += 1
-            done = j
+        j = i
+        while j < n - 1 and mask[j] != 2:
+            side = max(clean[j - 1], clean[j + 1])
+            h = clean[j]
+            if not (h > 0.0 and h >= r * side and h - side >= z * sigb[j // BLOCK]):
+                break
+            fill = 0.5 * (clean[j - 1] + clean[j + 1])
+            clean[j] = fill
+            vc[j] = fill * fill
+            j += 1
+        done = j
 
 
 @kernel(fastmath=FAST)

@@ -21,6 +21,8 @@ __all__ = [
     "found_arrays",
     "kernel_params",
     "level_growth",
+    "marked",
+    "masked_maxima",
     "noise_scale",
     "nonzero_mean",
     "prominence",
@@ -232,25 +234,37 @@ def _window_floor(ys: np.ndarray, half: int) -> np.ndarray:
 @kernel(inline="always")
 def masked_maxima(ys: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The local maxima of ``ys`` marked in ``mask`` (a byte per bucket, padded to whole 8-byte
-    words), read 8 bytes at a time so the few marked ones cost no branch per bucket. A plateau
-    counts once, at its middle; a shelf on the way up or a plateau running into the edge never."""
+    words, read with :func:`marked`). A plateau counts once, at its middle; a shelf on the way up
+    or a plateau running into the edge never."""
     n = ys.size
+    hits = marked(mask)
+    out = np.empty(hits.size, dtype=np.int64)
+    k = 0
+    for i in hits:
+        j = i
+        while j + 1 < n and ys[j + 1] == ys[i]:
+            j += 1
+        if j + 1 >= n or ys[j + 1] > ys[i]:
+            continue
+        out[k] = (i + j) // 2
+        k += 1
+    return out[:k]
+
+
+@kernel(fastmath=FAST)
+def marked(mask: np.ndarray) -> np.ndarray:
+    """The indices of the non-zero bytes of ``mask`` (a byte per bucket, padded to whole
+    8-byte words), ascending: read 8 bytes at a time, so the many unmarked buckets of a sparse
+    mask cost no branch each. What every mask of the peaks kernels is read back with."""
     packed = mask.view(np.uint64)
-    out = np.empty(n, dtype=np.int64)
+    out = np.empty(mask.size, dtype=np.int64)
     k = 0
     for w in range(packed.size):
         if packed[w] == 0:
             continue
         for i in range(w * 8, w * 8 + 8):
-            if mask[i] == 0:
-                continue
-            j = i
-            while j + 1 < n and ys[j + 1] == ys[i]:
-                j += 1
-            if j + 1 >= n or ys[j + 1] > ys[i]:
-                continue
-            out[k] = (i + j) // 2
-            k += 1
+            out[k] = i
+            k += mask[i] != 0
     return out[:k]
 
 

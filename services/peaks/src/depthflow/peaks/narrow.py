@@ -48,7 +48,7 @@ import math
 import numpy as np
 
 from depthflow.peaks.jit import FAST, kernel
-from depthflow.peaks.kernels import BLOCK, found_arrays, level_growth, smooth_gaussian, zone_around
+from depthflow.peaks.kernels import BLOCK, found_arrays, level_growth, marked, smooth_gaussian, zone_around
 
 __all__ = ["GAP", "QUANTILE", "REACH", "SHARE", "SMOOTH", "narrow_waves"]
 
@@ -69,7 +69,7 @@ _NOISE_KEPT = 1.0 / math.sqrt(2.0 * math.sqrt(math.pi) * SMOOTH)
 @kernel(fastmath=FAST)
 def _maxima(ys):
     """The local maxima of ``ys``: interior buckets higher than their left neighbour and not
-    lower than their right. A branch-free mask, read in 8-byte words."""
+    lower than their right. A branch-free mask, read back by :func:`marked`."""
     n = ys.size
     words = (n + 7) // 8
     mask = np.zeros(words * 8, dtype=np.uint8)
@@ -81,16 +81,7 @@ def _maxima(ys):
         mk = mask[1 : 1 + m]
         for t in range(m):
             mk[t] = (here[t] > left[t]) & (here[t] >= right[t])
-    out = np.empty(words * 8, dtype=np.int64)
-    k = 0
-    packed = mask.view(np.uint64)
-    for w in range(words):
-        if packed[w] == 0:
-            continue
-        for i in range(w * 8, w * 8 + 8):
-            out[k] = i
-            k += mask[i]
-    return out[:k]
+    return marked(mask)
 
 
 @kernel(fastmath=FAST)
