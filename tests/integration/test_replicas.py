@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from typing import Any
 
 import msgspec
 import pytest
@@ -128,6 +129,18 @@ async def feed_through_rebalance(bus, feed: Feed, want: list[str]) -> None:
         await feed.round()
 
 
+async def second_replica_stopped(stack, bus) -> tuple[Any, str, Feed]:
+    """Replica 0 and a second one holding one of the two symbols, with messages flowing, then
+    the second SIGSTOPped; return its stack, its id and the feed."""
+    await stack("aggregator", **ENV)
+    rid = splitting_id("0")
+    second = await stack("aggregator", DEPTHFLOW_REPLICA=rid, **ENV)
+    feed = Feed(bus)
+    await feed_through_rebalance(bus, feed, ["0", rid])
+    os.kill(second.procs[0].pid, signal.SIGSTOP)
+    return second, rid, feed
+
+
 async def check(bus, feed: Feed) -> None:
     want = await expected_outputs(bus)
 
@@ -192,12 +205,7 @@ async def test_a_dead_replicas_last_messages_come_out_when_no_message_follows_th
     # of the rebalance that takes it out, so the replica gaining the symbol must recover what
     # the dead one left unpublished as soon as it reaches the fence, not at the symbol's next
     # message (a quiet symbol, the end of a replay: seen in CI as books that never came out)
-    await stack("aggregator", **ENV)
-    rid = splitting_id("0")
-    doomed = await stack("aggregator", DEPTHFLOW_REPLICA=rid, **ENV)
-    feed = Feed(bus)
-    await feed_through_rebalance(bus, feed, ["0", rid])
-    os.kill(doomed.procs[0].pid, signal.SIGSTOP)  # its symbol's next messages stay unhandled
+    doomed, _, feed = await second_replica_stopped(stack, bus)  # its symbol's messages stay unhandled
     for _ in range(10):
         await feed.round()
     os.kill(doomed.procs[0].pid, signal.SIGKILL)
@@ -240,12 +248,7 @@ async def test_a_replica_killed_during_a_lane_switch_leaves_every_output_once(st
 
 
 async def test_a_replica_thought_dead_that_wakes_up_finds_its_durable_gone_and_exits(stack, bus):
-    await stack("aggregator", **ENV)
-    rid = splitting_id("0")
-    sleeper = await stack("aggregator", DEPTHFLOW_REPLICA=rid, **ENV)
-    feed = Feed(bus)
-    await feed_through_rebalance(bus, feed, ["0", rid])
-    os.kill(sleeper.procs[0].pid, signal.SIGSTOP)  # no heartbeat: taken out as dead
+    sleeper, rid, feed = await second_replica_stopped(stack, bus)  # no heartbeat: taken out as dead
     await feed_through_rebalance(bus, feed, ["0"])
     os.kill(sleeper.procs[0].pid, signal.SIGCONT)  # with its stale route and a fetched batch
     log = sleeper.procs[0].log_path
