@@ -600,12 +600,23 @@ async def _check_settled(bus: Bus, service: str, route: Route, moves: Mapping[st
 
 async def _confirmed(store: RouteStore, seats: Sequence[str], revision: int, within_s: float,
                      poll_s: float) -> None:
-    async def wait() -> None:
-        while True:
-            # every replica of the new sets applies this revision (one taken out is not asked:
-            # it may be dead, and its durable is deleted before anything resumes)
-            if all([await store.confirmation(seat) >= revision for seat in seats]):
-                return
-            await asyncio.sleep(poll_s)
+    """Return once every seat confirmed ``revision``; raise :class:`TimeoutError` past
+    ``within_s``.
 
-    await asyncio.wait_for(wait(), within_s)
+    Every replica of the new sets applies this revision (one taken out is not asked: it may be
+    dead, and its durable is deleted before anything resumes). Why the loop keeps its own
+    deadline instead of running under ``asyncio.wait_for``: on Python 3.11 a cancellation that
+    lands as a reply arrives is lost inside nats-py's request (its own ``wait_for`` returns the
+    reply), the poll goes on, and the outer ``wait_for`` waits for it for good. Seen in CI: a
+    switch with a replica dead hung for 300 s instead of failing after 4. Each read is bounded by
+    the client's request timeout, whose error is a ``TimeoutError`` too.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        if all([await store.confirmation(seat) >= revision for seat in seats]):
+            return
+        left = deadline - loop.time()
+        if left <= 0:
+            raise TimeoutError(f"revision {revision} not confirmed by every one of {list(seats)}")
+        await asyncio.sleep(min(poll_s, left))
