@@ -105,6 +105,14 @@ async def command(iso: Isolated, sup: Supervisor, *args: str) -> str:
     return done.stdout
 
 
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 async def books_out(bus, n: int) -> bool:
     return await subject_count(bus, "AGG", bus.subjects.agg_book()) >= n
 
@@ -180,8 +188,14 @@ async def test_route_then_promote_while_books_flow_moves_every_book_once(supervi
 async def test_rollback_moves_the_canary_symbols_back_and_stops_it(supervisor, bus, isolated):
     async with books_flowing(supervisor, bus, FETCH_32, ["ETHFDUSD"]) as feed:
         await flowing(bus, feed, 10)
+        canary_pid = next(p.pid for p in supervisor.stack.procs if p.lane == CANARY)
         said = await command(isolated, supervisor, "canary", "rollback", "aggregator")
         assert "aggregator: ETHFDUSD back to stable at fences" in said
+        # what the command says when it returns holds already: not once the canary has drained
+        assert "aggregator: canary stopped and retired" in said
+        assert not alive(canary_pid)
+        with pytest.raises(NotFoundError):
+            await bus.js.consumer_info(bus.subjects.stream("MD"), "aggregator-canary")
         await flowing(bus, feed, 20)
     await lane_gone(bus, supervisor)
     assert supervisor.handled("ETHFDUSD") == 2 * len(feed.books["ETHFDUSD"])
@@ -285,8 +299,9 @@ async def test_scale_to_two_replicas_and_back_while_books_flow(supervisor, bus, 
         await flowing(bus, feed, 20)
         said = await command(isolated, supervisor, "scale", "aggregator", "1")
         assert supervisor.process_keys() == {"aggregator"}
+        store = await RouteStore.open(bus, "aggregator")
+        assert set(await store.confirmations((STABLE,))) == {"stable.0"}  # replica 1's is retired
         await flowing(bus, feed, 20)
     # (per-process counts are no invariant here: the replica that left hands nothing over, and
     # the one taking its symbols replays them from its checkpoint, publishing only what is new)
-    store = await RouteStore.open(bus, "aggregator")
-    assert set(await store.confirmations((STABLE,))) == {"stable.0"}  # replica 1's is retired
+    assert set(await store.confirmations((STABLE,))) == {"stable.0"}

@@ -3,17 +3,22 @@ the automatic-rollback verdict and the per-lane readings of ``/metrics``."""
 
 from __future__ import annotations
 
+import re
+import threading
+import time
+
 import pytest
 from prometheus_client import generate_latest
 
 from depthflow.common.telemetry import Metrics
-from depthflow.ctl.canary import Refused
+from depthflow.ctl.canary import Failed, Refused, SupervisorDeployer
 from depthflow.ctl.commands.canary import canary_spec
 from depthflow.ctl.guard import CanaryGuard, verdict
 from depthflow.ctl.lanemetrics import Reading, parse
 from depthflow.ctl.stack import Want
 from depthflow.ctl.summary import lane_counts, render_lanes
-from depthflow.ctl.topology import Lane, Shape, Topology, TopologyFile
+from depthflow.ctl.supervisor import RunLock
+from depthflow.ctl.topology import Applied, Lane, Shape, Topology, TopologyFile
 
 SYMBOLS = ["BTCFDUSD", "ETHFDUSD"]
 
@@ -82,3 +87,28 @@ def test_readings_come_from_the_services_own_metrics() -> None:
     assert render_lanes(lanes) == [
         "  ai-fusion  canary x1  owns ETHFDUSD              handled BTCFDUSD 0  ETHFDUSD 5  skipped 4"
         "  dead letters 0"]
+
+
+async def test_a_command_waits_for_the_supervisors_answer_and_fails_with_its_reason(tmp_path) -> None:
+    # the record of processes alone changes before a process stopped has drained and its lane
+    # is retired; a command waits for the supervisor's answer to its change of the file
+    lock = RunLock(tmp_path)
+    assert lock.acquire()
+    try:
+        file = TopologyFile(tmp_path)
+        assert file.applied() == Applied()
+        deployer = SupervisorDeployer(tmp_path)
+
+        def supervisor_refuses() -> None:
+            while file.stamp() == 0.0:
+                time.sleep(0.01)
+            file.mark_applied(file.stamp(), "peaks.canary.0 did not become ready")
+
+        refusing = threading.Thread(target=supervisor_refuses)
+        refusing.start()
+        with pytest.raises(Failed, match=re.escape("could not run peaks as asked: peaks.canary.0 did not")):
+            await deployer.deploy("peaks", Shape(canary=Lane(env={"A": "1"})))
+        refusing.join()
+        assert file.applied() == Applied(stamp=file.stamp(), error="peaks.canary.0 did not become ready")
+    finally:
+        lock.release()

@@ -166,7 +166,9 @@ async def retire_stopped(bus: Bus, topology: Topology, stopped: list[ServiceProc
 
 class SupervisorDeployer:
     """For a command: write the wanted shape to the topology file and wait until the running
-    ``depthflow up`` has made it so (its record of processes matches, each ready)."""
+    ``depthflow up`` has made it so: it says it applied the file (the processes stopped have
+    exited and their lanes are retired on the bus) and its record of processes matches, each
+    ready. The record alone changes before a process stopped has drained."""
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
@@ -181,12 +183,17 @@ class SupervisorDeployer:
         with self.file.change() as box:
             box[0] = box[0].with_shape(service, shape)
             want = {(w.key, w.env) for w in box[0].wanted((service,))}
+        stamp = self.file.stamp()
         deadline = time.monotonic() + STEP_S
         while True:
-            procs = ServiceStack(self.state_dir).load()
-            have = {(p.key, p.env) for p in procs if p.name == service and p.ready}
-            if have == want and len([p for p in procs if p.name == service]) == len(want):
-                return
+            applied = self.file.applied()
+            if applied.stamp >= stamp:
+                if applied.error is not None:
+                    raise Failed(f"the supervisor could not run {service} as asked: {applied.error}")
+                procs = ServiceStack(self.state_dir).load()
+                have = {(p.key, p.env) for p in procs if p.name == service and p.ready}
+                if have == want and len([p for p in procs if p.name == service]) == len(want):
+                    return
             if time.monotonic() >= deadline or RunLock(self.state_dir).holder_pid() is None:
                 raise Failed(f"the supervisor did not run {service} as asked within {STEP_S:g}s; "
                              f"see {self.state_dir.resolve() / 'logs'}")

@@ -58,11 +58,20 @@ class LaneOperator:
         return StackDeployer(bus, self.stack, self.file, self.say, self.ledger.observe_one)
 
     def apply(self) -> None:
-        """Make the processes match the topology file now (raises Failed if they cannot run)."""
+        """Make the processes match the topology file now (raises Failed if they cannot run),
+        and say so in the file's answer (what a command waits for); a failed try is not made
+        again until the file changes."""
         stamp = self.file.stamp()
         topology = self.file.read()
-        self._run(lambda bus: deploy_now(bus, self.stack, topology, self.say, self.ledger.observe_one))
+        try:
+            self._run(lambda bus: deploy_now(bus, self.stack, topology, self.say,
+                                             self.ledger.observe_one))
+        except (Failed, OSError, ValueError) as exc:
+            self._applied = stamp
+            self.file.mark_applied(stamp, str(exc))
+            raise
         self._applied = stamp
+        self.file.mark_applied(stamp)
 
     def tick(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -71,7 +80,6 @@ class LaneOperator:
                 self.apply()
             except (Failed, OSError, ValueError) as exc:
                 self.say(f"topology not applied: {exc}")
-                self._applied = self.file.stamp()  # not again until it changes
         if now < self._next_read:
             return
         self._next_read = now + self.every_s
@@ -87,3 +95,4 @@ class LaneOperator:
                 self.say(f"{service}: automatic rollback did not complete: {exc}")
             self.ledger.history.clear()  # the next canary is judged on its own window
             self._applied = self.file.stamp()
+            self.file.mark_applied(self._applied)

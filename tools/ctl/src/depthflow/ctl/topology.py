@@ -64,13 +64,24 @@ class Topology(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return out
 
 
+class Applied(msgspec.Struct, frozen=True, kw_only=True):
+    """What the supervisor last made of the topology file: the file's stamp it read, and why it
+    could not run it (None: it runs it, the processes stopped and their lanes retired)."""
+
+    stamp: float = 0.0
+    error: str | None = None
+
+
 class TopologyFile:
     """``<state>/topology.json``, read and changed under a lock (a command and the supervisor's
-    automatic rollback may both change it)."""
+    automatic rollback may both change it), and ``topology.applied.json``, the supervisor's
+    answer: a command waits for it, since the record of processes changes before a process
+    stopped has drained and before its lane is retired on the bus."""
 
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "topology.json"
         self._lock = state_dir / "topology.lock"
+        self._applied = state_dir / "topology.applied.json"
 
     def read(self) -> Topology:
         try:
@@ -96,3 +107,15 @@ class TopologyFile:
             tmp = self.path.with_suffix(".tmp")
             tmp.write_bytes(msgspec.json.encode(box[0]))
             tmp.replace(self.path)
+
+    def applied(self) -> Applied:
+        try:
+            return msgspec.json.decode(self._applied.read_bytes(), type=Applied)
+        except FileNotFoundError:
+            return Applied()
+
+    def mark_applied(self, stamp: float, error: str | None = None) -> None:
+        """Record that the file as of ``stamp`` is run (or, with ``error``, why it is not)."""
+        tmp = self._applied.with_suffix(".tmp")
+        tmp.write_bytes(msgspec.json.encode(Applied(stamp=stamp, error=error)))
+        tmp.replace(self._applied)
