@@ -1,5 +1,6 @@
-"""The operator's lane parts without servers: the topology's processes, the ``--canary`` options,
-the automatic-rollback verdict and the per-lane readings of ``/metrics``."""
+"""The operator's lane parts without servers: the topology's processes and the supervisor's
+answer a command waits for, the ``--canary`` options, the automatic-rollback verdict and the
+per-lane readings of ``/metrics``."""
 
 from __future__ import annotations
 
