@@ -14,6 +14,7 @@ import pytest
 from nats.js.errors import NotFoundError
 
 from depthflow.common.bus import Bus, StreamLimits, planned_limits
+from depthflow.common.kvkeys import live_entries
 from depthflow.common.retention import Load
 from depthflow.common.subjects import STREAM_DOMAINS, Subjects
 from depthflow.ctl.control import RefusedCommand, bootstrap, set_trading_state
@@ -55,7 +56,7 @@ async def test_an_unknown_venue_is_refused_and_nothing_is_written(bus: Bus, isol
     assert "venue 'nosuchvenue' has no trading state (venues: binance)" in done.stdout
     assert "->" not in done.stdout
     kv = await bus.js.key_value(bus.subjects.kv_bucket("control"))
-    assert await kv.keys() == [Subjects.trading_state_key("binance")]
+    assert list(await live_entries(kv)) == [Subjects.trading_state_key("binance")]
     with pytest.raises(RefusedCommand, match="has no trading state"):
         await set_trading_state(isolated.urls.nats, isolated.prefix, "nosuchvenue", "HALTED")
     with pytest.raises(RefusedCommand, match="venue"):

@@ -50,12 +50,12 @@ from nats.js.errors import (
     KeyDeletedError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
-    NoKeysError,
     NotFoundError,
 )
 from nats.js.kv import KeyValue
 
 from depthflow.common.bus import Bus
+from depthflow.common.kvkeys import live_entries
 from depthflow.common.subjects import STREAM_DOMAINS
 
 log = logging.getLogger("depthflow.routing")
@@ -423,18 +423,11 @@ class RouteStore:
 
     async def confirmations(self, lanes: Iterable[str]) -> dict[str, int]:
         """Return ``<lane>.<replica> -> confirmed revision`` for the given lanes."""
-        wanted = tuple(f"{self.service}.{lane}." for lane in lanes)
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return {}
         out: dict[str, int] = {}
-        for key in keys:
-            if key.startswith(wanted):
-                with contextlib.suppress(NotFoundError, KeyNotFoundError, KeyDeletedError,
-                                         ValueError):
-                    entry = await self.kv.get(key)
-                    out[key[len(self.service) + 1 :]] = int((entry.value or b"0").decode())
+        for lane in lanes:
+            for key, value in (await live_entries(self.kv, f"{self.service}.{lane}.")).items():
+                with contextlib.suppress(ValueError):
+                    out[key[len(self.service) + 1 :]] = int((value or b"0").decode())
         return out
 
 

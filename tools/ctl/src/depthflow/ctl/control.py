@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from depthflow.common.bootstrap import bootstrap
 from depthflow.common.bus import Bus
 from depthflow.common.config import SERVICES
+from depthflow.common.kvkeys import live_entries
 from depthflow.common.subjects import Subjects
 
 __all__ = ["SERVICES", "RefusedCommand", "bootstrap", "set_trading_state"]
@@ -57,8 +58,4 @@ async def set_trading_state(nats_url: str, prefix: str, venue: str, state: str) 
 
 async def _known_venues(kv: KeyValue) -> list[str]:
     marker = Subjects.trading_state_key("x")[:-1]
-    try:
-        keys = await kv.keys()
-    except NoKeysError:
-        return []
-    return sorted(k[len(marker):] for k in keys if k.startswith(marker))
+    return [k[len(marker):] for k in await live_entries(kv, marker)]

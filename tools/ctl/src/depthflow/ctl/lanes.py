@@ -17,9 +17,10 @@ from typing import TypeVar
 
 import msgspec
 from nats.js.api import DeliverPolicy
-from nats.js.errors import KeyNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from depthflow.common.bus import Bus
+from depthflow.common.kvkeys import live_entries
 from depthflow.common.routing import STABLE, Route, RouteStore, ack_key
 from depthflow.common.subjects import STREAM_DOMAINS
 
@@ -191,9 +192,7 @@ async def retire(bus: Bus, service: str, lane: str, replicas: list[str] | None =
         for c in await cursors(bus, service, lane):
             with contextlib.suppress(NotFoundError):
                 await bus.js.delete_consumer(bus.subjects.stream(c.stream), c.durable)
-        with contextlib.suppress(NoKeysError):
-            keys = await store.kv.keys()
-            replicas = [k.rsplit(".", 1)[1] for k in keys if k.startswith(f"{service}.{lane}.")]
+        replicas = [k.rsplit(".", 1)[1] for k in await live_entries(store.kv, f"{service}.{lane}.")]
     for replica in replicas or []:
         with contextlib.suppress(KeyNotFoundError, NotFoundError):
             await store.kv.delete(ack_key(service, lane, replica))
