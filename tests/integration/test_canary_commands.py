@@ -30,7 +30,7 @@ from depthflow.common.routing import CANARY, STABLE, RouteStore
 from depthflow.ctl.control import bootstrap
 from depthflow.ctl.guard import CanaryGuard
 from depthflow.ctl.operate import LaneOperator
-from depthflow.ctl.stack import ServiceStack
+from depthflow.ctl.stack import ServiceStack, process_exists
 from depthflow.ctl.supervisor import RunLock
 from depthflow.devstack.testing.plugin import TEST_LIMITS
 from depthflow.devstack.testing.servers import Isolated
@@ -103,14 +103,6 @@ async def command(iso: Isolated, sup: Supervisor, *args: str) -> str:
     done = await asyncio.to_thread(depthflow, iso, sup.state, *args)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def books_out(bus, n: int) -> bool:
@@ -193,7 +185,7 @@ async def test_rollback_moves_the_canary_symbols_back_and_stops_it(supervisor, b
         assert "aggregator: ETHFDUSD back to stable at fences" in said
         # what the command says when it returns holds already: not once the canary has drained
         assert "aggregator: canary stopped and retired" in said
-        assert not alive(canary_pid)
+        assert not process_exists(canary_pid)
         with pytest.raises(NotFoundError):
             await bus.js.consumer_info(bus.subjects.stream("MD"), "aggregator-canary")
         await flowing(bus, feed, 20)

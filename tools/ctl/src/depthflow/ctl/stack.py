@@ -323,7 +323,7 @@ class ServiceStack:
             code = _reap(p.pid)
             if code is not None:
                 self.exit_codes.setdefault(p.key, code)
-            out[p.key] = p.key not in self.exit_codes and _exists(p.pid)
+            out[p.key] = p.key not in self.exit_codes and process_exists(p.pid)
         return out
 
 
@@ -346,10 +346,10 @@ def _runs(pid: int, service: str) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return _exists(pid) and module_of(service).encode() in cmdline
+    return process_exists(pid) and module_of(service).encode() in cmdline
 
 
-def _exists(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
     """Whether a process ``pid`` exists (our own children are reaped by :func:`_reap` first)."""
     try:
         os.kill(pid, 0)
@@ -375,7 +375,7 @@ def _wait(pid: int, timeout: float) -> int | None:
             if done:
                 return os.waitstatus_to_exitcode(status)
         except ChildProcessError:  # not our child: poll for existence
-            if not _exists(pid):
+            if not process_exists(pid):
                 return 0
         time.sleep(0.05)
     return None
