@@ -11,7 +11,17 @@ import argparse
 import time
 from collections.abc import Callable
 
-from bench import aggregator, analysis, codec, collector, generator, peaks, peaks_accuracy, replay
+from bench import (
+    aggregator,
+    analysis,
+    codec,
+    collector,
+    generator,
+    peaks,
+    peaks_accuracy,
+    peaks_ceiling,
+    replay,
+)
 from bench.report import RESULTS, Figure, print_table, provenance, write
 
 GROUPS: dict[str, Callable[[], list[Figure]]] = {
@@ -23,6 +33,7 @@ GROUPS: dict[str, Callable[[], list[Figure]]] = {
     "analysis": analysis.run,
     "peaks": peaks.run,
     "peaks_accuracy": peaks_accuracy.run,
+    "peaks_ceiling": peaks_ceiling.run,
 }
 
 
