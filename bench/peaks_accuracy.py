@@ -221,7 +221,8 @@ the wave search, so ``wall_z`` moves wave detections too); the others stay at th
 864 points: the group's time is mostly these calls (~100 us each, 540 profiles). Off the grid,
 as no held-out fold picked them in the last runs: window 41 (81 stays), noise_window 96 (192),
 spike_ratio 0 (3), top_share 0.6, prominence_z 4, min_relative_volume 0.5 (0 stays), wall_z 6
-(4 stays)."""
+(4 stays). ``wall_min_relative`` stays off the grid too: the folds choose by wave F1, which it
+hardly moves; it was chosen by the walls' figures on another seed (peaks README, step 3)."""
 
 
 def ours() -> Method:

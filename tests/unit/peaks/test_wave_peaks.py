@@ -328,6 +328,26 @@ def test_a_one_bucket_spike_is_a_wall_not_a_peak(vol, where, height):
     assert {p.index for p in found.peaks if abs(p.index - i) <= 1} <= before  # no peak came with it
 
 
+@pytest.mark.parametrize("width", [1, 2])
+def test_a_clear_but_small_order_is_neither_wall_nor_peak_and_a_big_one_is_a_wall(width):
+    """A level standing far out of the noise (here ~6 noise units) but holding 3x the mean of the
+    other levels is a lone level: no wall, and no wave either (it is taken out of the wave search,
+    or the smoothing makes a two-bucket one a hump). At 5x it is a wall; ``wall_min_relative``
+    is what decides."""
+    rng = np.random.default_rng(11)
+    base = rng.poisson(20.0, 400).astype(np.float64)
+    px = np.arange(400, dtype=np.float64)
+    at = list(range(200, 200 + width))
+    for times, is_wall in ((3.0, False), (5.0, True)):
+        v = base.copy()
+        v[at] = times * base.mean()
+        found = find_wave_peaks(px, v)
+        assert ([w.index for w in found.walls] == [200]) is is_wall
+        assert not [p.index for p in found.peaks if 195 <= p.index <= 206]
+        if not is_wall:
+            assert [w.index for w in find_wave_peaks(px, v, wall_min_relative=2.0).walls] == [200]
+
+
 @settings(max_examples=200, deadline=None)
 @given(hnp.arrays(np.float64, st.integers(0, 300), elements=st.one_of(st.just(0.0), st.floats(0, 1e6))),
        st.sampled_from([0.0, 0.7, 3.0]), st.sampled_from([3, 81]))

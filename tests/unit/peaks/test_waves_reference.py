@@ -88,6 +88,8 @@ SETTINGS: list[dict[str, Any]] = [
     {"min_relative_volume": 2.0},  # a zone whose biggest level is a wall or a lone level: cleaned, too small
     {"noise_window": 64, "wall_shoulder": 0.6},
     {"wall_shoulder": 0.0},  # a neighbour exactly at its background: the shoulder test's tie
+    {"wall_min_relative": 0.0},  # every wall the shape tests find is reported
+    {"wall_min_relative": 10.0},  # most are lone levels: filled, not reported
     {"narrow_z": 0.0},
     {"narrow_z": 2.0, "narrow_lumpiness": 1.0},  # many narrow waves: zones, one per hump, lumps
 ]
@@ -134,7 +136,7 @@ def test_a_neighbour_exactly_at_its_background_passes_the_shoulder_test():
     sparse[[5, 20, 21, 40]] = [3.0, 7.0, 7.0, 2.0]
     for v in (flat, sparse):
         for shoulder in (0.0, 0.35):
-            params = PeakParams(wall_shoulder=shoulder)
+            params = PeakParams(wall_shoulder=shoulder, wall_min_relative=0.0)  # rule 3c, not 3e's size
             assert len(reference.find_wave_peaks(v, params).walls) >= 2
             assert agree(v, params)
 

@@ -40,10 +40,13 @@ from its code and is stated here (numbered; ``test_waves_reference.py`` checks e
       clipped) and of the 8 right of the right one; an empty side takes the other's; both empty:
       ``max(neighbours)``. ``height = top - max(backgrounds)`` (``top``: the lower of a two-bucket
       wall's buckets) must be > 0 and ``>= wall_z x`` the own scale (> 0); each neighbour within
-      ``wall_shoulder x height`` of its side's background (``<=``); the wall's bigger raw volume
-      at least the floor. Score ``height / own scale``.
+      ``wall_shoulder x height`` of its side's background (``<=``). Score ``height / own scale``.
    d. Each wall's buckets are then set to the mean of its two neighbours (in ``y``; the volume:
-      that mean squared).
+      that mean squared), and the next wall may not start on the bucket after it.
+   e. It is reported only when its bigger raw volume is at least the floor (rule 1) and at
+      least ``wall_min_relative`` x the mean of the non-empty buckets other than its own (0 when
+      there are none); otherwise it is a lone level: set as in d, not reported (nor kept out of
+      rule 4's pass).
 4. Lone levels (``spike_ratio > 0``): one pass from left to right over ``j = 1 .. n-2`` on the
    wall-free ``y`` *as it is being changed* (a level set lower makes its right neighbour's test
    with the new value), skipping every wall bucket and each wall's two neighbours: when
@@ -229,16 +232,21 @@ def _walls(
             continue
         if not (left - bl <= p.wall_shoulder * height and right - br <= p.wall_shoulder * height):
             continue
-        if floor > 0.0 and not judge.ge(max(v[i], v[j]), floor, "wall floor"):
-            continue
         if not judge.ge(height, p.wall_z * sig, "wall height", scale=top, ties_exact=noise.exact[b]):
             continue
-        score = height / sig
-        found.append(Found(i, i, j, score, min(1.0, score / (2.0 * p.wall_z)) if p.wall_z > 0 else 1.0))
         fill = 0.5 * (left + right)
         clean[i : j + 1] = fill
         vc[i : j + 1] = fill * fill
         start = j + 2
+        others = np.delete(v, list(range(i, j + 1)))
+        others = others[others > 0]
+        rest = float(others.mean()) if others.size else 0.0
+        if floor > 0.0 and not judge.ge(max(v[i], v[j]), floor, "wall floor"):
+            continue  # rule 3e: a lone level
+        if rest > 0.0 and not judge.ge(max(v[i], v[j]), p.wall_min_relative * rest, "wall size"):
+            continue  # rule 3e: a lone level
+        score = height / sig
+        found.append(Found(i, i, j, score, min(1.0, score / (2.0 * p.wall_z)) if p.wall_z > 0 else 1.0))
     return found, clean, vc
 
 

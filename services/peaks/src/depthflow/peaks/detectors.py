@@ -21,7 +21,12 @@ background):
 3. walls first (:func:`_walls`): a bucket (or two) that stands ``wall_z`` local-noise units over
    both its neighbours and over the median of each side's ring of buckets, with each neighbour
    within ``wall_shoulder`` of its height above that side's background; its buckets are then
-   set to their neighbours' level, so the wave search cannot see it;
+   set to their neighbours' level, so the wave search cannot see it. It is reported only when its
+   top bucket holds at least ``wall_min_relative`` x the mean of the profile's other non-empty
+   buckets (and ``min_relative_volume`` x the mean non-empty bucket); a smaller one is a lone
+   level, taken out of the wave search all the same (a clear but small order on a thin stretch
+   is no wall to a trader: on the recorded books nearly every isolated order stood out
+   statistically, six reported walls for each labelled one);
 4. lone levels under the wall rule (:func:`_spikes`: ``spike_ratio`` x each neighbour's volume,
    ``wall_z / 2`` noise units over both) are set to their neighbours' level too: neither a wall
    nor a wave;
@@ -73,7 +78,7 @@ from depthflow.peaks.kernels import (
     level_growth,
     marked,
     masked_maxima,
-    nonzero_mean,
+    nonzero_total,
     prominence,
     smooth_gaussian,
     zone_around,
@@ -357,13 +362,18 @@ def _own_scale(y, noise, b, i, j):
 
 
 @kernel
-def _walls(y, noise, wall_z, shoulder, floor, v):
+def _walls(y, noise, wall_z, shoulder, floor, relative, v, total, count):
     """Walls of ``y`` (= sqrt of ``v``): one or two buckets ``wall_z`` local-noise units above
     both neighbours and above each side's background (the median of ``_RING`` buckets beyond
     the neighbours), each neighbour within ``shoulder`` of the wall's height above its side's
-    background, the top bucket holding at least ``floor``. Returns (first index, last index,
-    score) arrays, and ``y`` and ``v`` with every wall set to its neighbours' mean (the wave
-    search's input)."""
+    background. Returns (first index, last index, score) arrays, and ``y`` and ``v`` with every
+    wall set to its neighbours' mean (the wave search's input). Reported only when its top bucket
+    also holds at least ``floor`` and ``relative`` x the mean of the profile's other non-empty
+    buckets (``total`` and ``count``: all of them; its own left out: on a short or sparse
+    profile a wall is much of the mean); one that
+    fails only these is set to its neighbours' mean all the same and not reported: a lone level,
+    neither wall nor wave (a statistically clear but small order on a thin stretch is no wall to
+    a trader; left in, the smoothing made it a hump)."""
     n = y.size
     clean = y.copy()
     vc = v.copy()
@@ -396,18 +406,22 @@ def _walls(y, noise, wall_z, shoulder, floor, v):
         ok = max(e1, e2) >= wall_z * sig  # over both neighbours, in its own scale too
         ok = ok and height >= wall_z * sig and height > 0.0 and sig > 0.0
         ok = ok and left - bl <= shoulder * height and after - br <= shoulder * height
-        ok = ok and max(v[i], v[j]) >= floor
         if not ok:
             continue
-        first[k] = i
-        last[k] = j
-        score[k] = height / sig
         fill = 0.5 * (left + after)
         for u in range(i, j + 1):
             clean[u] = fill
             vc[u] = fill * fill
-        k += 1
         nxt = j + 2  # the bucket after a wall is its neighbour, not another wall
+        top_v = max(v[i], v[j])
+        own = v[i] + v[j] if j > i else v[i]
+        own_n = (1.0 if v[i] > 0.0 else 0.0) + (1.0 if j > i and v[j] > 0.0 else 0.0)
+        rest = (total - own) / (count - own_n) if count > own_n else 0.0
+        if top_v >= floor and top_v >= relative * rest:
+            first[k] = i
+            last[k] = j
+            score[k] = height / sig
+            k += 1
     return first[:k], last[:k], score[:k], clean, vc
 
 
@@ -599,12 +613,14 @@ def detect_arrays(v, kp):
     if n < 3:
         return (none_i, none_i, none_i, none_f, none_f), (none_i, none_i, none_i, none_f, none_f)
     y = np.sqrt(v)
-    floor = kp.min_relative_volume * nonzero_mean(v)
+    total, count = nonzero_total(v)
+    floor = kp.min_relative_volume * (total / count if count > 0.0 else 0.0)
     reach = max(round(kp.noise_window / (2.0 * BLOCK)), 1)  # blocks pooled each side
     noise = _block_noise(y, reach)
     sigb = noise[0]
     wall_z = kp.wall_z
-    ws, we, wsc, clean, vc = _walls(y, noise, wall_z, kp.wall_shoulder, floor, v)
+    relative = kp.wall_min_relative
+    ws, we, wsc, clean, vc = _walls(y, noise, wall_z, kp.wall_shoulder, floor, relative, v, total, count)
     wconf = np.empty(ws.size, dtype=np.float64)
     for t in range(ws.size):
         wconf[t] = min(1.0, wsc[t] / (2.0 * wall_z)) if wall_z > 0.0 else 1.0

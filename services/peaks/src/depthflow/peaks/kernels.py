@@ -24,7 +24,7 @@ __all__ = [
     "marked",
     "masked_maxima",
     "noise_scale",
-    "nonzero_mean",
+    "nonzero_total",
     "prominence",
     "prominent_candidates",
     "prominent_maxima",
@@ -55,8 +55,9 @@ def as_f64(vol: np.ndarray) -> np.ndarray:
 
 
 @kernel(fastmath=FAST)
-def nonzero_mean(v: np.ndarray) -> float:
-    """Mean volume of the non-empty buckets (0 when none): a profile's own volume scale.
+def nonzero_total(v: np.ndarray) -> tuple[float, float]:
+    """Total volume and number of the non-empty buckets: their mean (0 when none) is a profile's
+    own volume scale.
 
     Why non-empty ones: a sparse book (a few levels far apart on a fine grid) has mostly empty
     buckets, whose zeros say how fine the grid is, not how big the volume is.
@@ -67,7 +68,7 @@ def nonzero_mean(v: np.ndarray) -> float:
         x = v[i]
         s += x
         c += 1.0 if x > 0.0 else 0.0
-    return s / c if c > 0.0 else 0.0
+    return s, c
 
 
 @kernel(fastmath=FAST)

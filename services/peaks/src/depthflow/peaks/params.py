@@ -19,8 +19,9 @@ class PeakParams:
     :func:`depthflow.peaks.find_wave_peaks` takes overrides by these names.
 
     Every figure is relative, so one default serves BTC at 60,000 and a token at 0.0001: volumes
-    relative to the profile's own (``min_relative_volume``: 5 BTC is not 5 DOT), noise in the
-    profile's own local units (``prominence_z``, ``wall_z``), widths relative to the price
+    relative to the profile's own (``min_relative_volume``, ``wall_min_relative``: 5 BTC is not
+    5 DOT), noise in the profile's own local units (``prominence_z``, ``wall_z``), widths
+    relative to the price
     (``value_area_step``, ``vacuum_min_width``, ``resonance_tolerance``), and the rest
     dimensionless or in buckets. Why some stay in buckets (``smooth``, ``window``,
     ``noise_window``, ``node_smooth``, ``node_window``, ``max_buckets``): they describe the
@@ -31,7 +32,8 @@ class PeakParams:
 
     The wave/wall defaults are chosen by the held-out-family score of the peak benchmark
     (``python -m bench --only peaks_accuracy``), never by the score on a family they were tuned
-    on; see ``services/peaks/README.md``.
+    on; ``wall_min_relative`` by the walls' own held-out precision and recall on another seed's
+    profiles (it moves wave detections little); see ``services/peaks/README.md``.
     """
 
     smooth: float = 3.0  # waves: gaussian sigma (buckets) applied to sqrt(volume) first
@@ -42,6 +44,7 @@ class PeakParams:
     noise_window: int = 192  # buckets pooled into the local noise scale around a bucket
     wall_z: float = 4.0  # walls: height over both neighbours and the background (local-noise units)
     wall_shoulder: float = 0.35  # walls: a neighbour's height over the background, at most this x the wall's
+    wall_min_relative: float = 4.0  # walls: top bucket >= this x the other levels' mean (else: a lone level)
     spike_ratio: float = 3.0  # waves: a lone level this x each neighbour's volume, wall_z/2 over them: out
     narrow_z: float = 3.5  # narrow waves (1-3 buckets): height over the flanks in noise units (0: off)
     narrow_lumpiness: float = 2.5  # narrow waves: at least this x the 0.9 quantile of nearby maxima's heights
