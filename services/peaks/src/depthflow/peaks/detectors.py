@@ -370,10 +370,10 @@ def _walls(y, noise, wall_z, shoulder, floor, relative, v, total, count):
     wall set to its neighbours' mean (the wave search's input). Reported only when its top bucket
     also holds at least ``floor`` and ``relative`` x the mean of the profile's other non-empty
     buckets (``total`` and ``count``: all of them; its own left out: on a short or sparse
-    profile a wall is much of the mean); one that
-    fails only these is set to its neighbours' mean all the same and not reported: a lone level,
-    neither wall nor wave (a statistically clear but small order on a thin stretch is no wall to
-    a trader; left in, the smoothing made it a hump)."""
+    profile a wall is much of the mean); one that fails only these is set to its neighbours'
+    mean all the same and not reported: a lone level, neither wall nor wave (a statistically
+    clear but small order on a thin stretch is no wall to a trader; left in, the smoothing made
+    it a hump)."""
     n = y.size
     clean = y.copy()
     vc = v.copy()

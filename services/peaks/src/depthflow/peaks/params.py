@@ -21,9 +21,8 @@ class PeakParams:
     Every figure is relative, so one default serves BTC at 60,000 and a token at 0.0001: volumes
     relative to the profile's own (``min_relative_volume``, ``wall_min_relative``: 5 BTC is not
     5 DOT), noise in the profile's own local units (``prominence_z``, ``wall_z``), widths
-    relative to the price
-    (``value_area_step``, ``vacuum_min_width``, ``resonance_tolerance``), and the rest
-    dimensionless or in buckets. Why some stay in buckets (``smooth``, ``window``,
+    relative to the price (``value_area_step``, ``vacuum_min_width``, ``resonance_tolerance``),
+    and the rest dimensionless or in buckets. Why some stay in buckets (``smooth``, ``window``,
     ``noise_window``, ``node_smooth``, ``node_window``, ``max_buckets``): they describe the
     profile's resolution, the neighbourhood a detector compares a bucket with, not a price
     distance; the aggregator's buckets are themselves a fixed fraction of the price (a tick
