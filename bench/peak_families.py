@@ -657,6 +657,14 @@ def real_background(raw: np.ndarray, walls: Sequence[int], sigma: float) -> np.n
     return np.asarray(gaussian_filter1d(v, sigma, mode="nearest"))
 
 
+def real_spread(ratio: np.ndarray) -> np.ndarray:
+    """The recorded families' local noise, relative to the background: the noise ratios' root
+    mean square deviation from 1 over 41 buckets, at least 0.1 (a median absolute deviation is 0
+    where most levels are empty). A planted hump's height is ``z`` times this times the
+    background."""
+    return np.asarray(np.maximum(np.sqrt(uniform_filter1d((ratio - 1.0) ** 2, 41, mode="nearest")), 0.1))
+
+
 def real_noise(rng: np.random.Generator, ratio: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """The real levels' ratios to the background, block-bootstrapped: blocks of
     :data:`REAL_BLOCK` buckets, each copied from a source start within :data:`REAL_REACH` buckets
@@ -703,9 +711,7 @@ def _from_recorded(rng: np.random.Generator, family: str, prices: np.ndarray, ra
     is_wall = np.zeros(n, dtype=bool)
     is_wall[walls] = True
     noise = real_noise(rng, raw / bg, is_wall)
-    # the local noise: the ratios' root mean square deviation from 1 (41 buckets), at least 0.1,
-    # times the background (a median absolute deviation is 0 where most levels are empty)
-    spread = np.maximum(np.sqrt(uniform_filter1d((noise - 1.0) ** 2, 41, mode="nearest")), 0.1)
+    spread = real_spread(noise)
     starts = [w for w in walls if w - 1 not in walls]
     clean, humps = plant(rng, bg, lambda b: 0.0, _count(rng, n), widths, avoid=walls)  # places only
     x = np.arange(n, dtype=np.float64)

@@ -40,17 +40,15 @@ Set them beside ``peaks_accuracy``'s ``peaks_f1_heldout_<family>`` of the same r
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import uniform_filter1d
 
 import bench.peak_families as families
-from bench.peaks_accuracy import Counts, held_out, match
+from bench.peaks_accuracy import Counts, Method, held_out, tabulate
 from bench.report import Figure
 
 __all__ = [
@@ -109,13 +107,13 @@ def _recording_plants() -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
 
 
 def _recorded_spread(prof: families.Labelled, bg: np.ndarray) -> np.ndarray:
-    """A recorded family's local noise deviation as its generator sets the humps' heights: the
-    noise ratios' root mean square deviation from 1 over 41 buckets (at least 0.1) times the
-    background. The ratios are the volumes less the planted humps, over the background (walls,
-    whose ratio the generator never draws from, as 1)."""
+    """A recorded family's local noise deviation as its generator sets the humps' heights
+    (``families.real_spread`` times the background), from the noise ratios: the volumes less the
+    planted humps, over the background (walls, whose ratio the generator never draws from, as 1;
+    their neighbours, capped at 0.45 of the wall, are as they came out)."""
     ratio = (prof.volumes - (prof.clean - bg)) / bg
     ratio[list(prof.walls)] = 1.0
-    return np.maximum(np.sqrt(uniform_filter1d((ratio - 1.0) ** 2, 41, mode="nearest")), 0.1) * bg
+    return families.real_spread(ratio) * bg
 
 
 def known_profiles(family: str, count: int = families.N_PER_FAMILY, seed: int = families.SEED) -> list[Known]:
@@ -196,15 +194,28 @@ def detect(t: np.ndarray, hw: np.ndarray, threshold: float) -> list[int]:
     return sorted(i for i, _ in taken)
 
 
+def oracle() -> tuple[Method, dict[str, list[families.Labelled]]]:
+    """The oracle as a :class:`~bench.peaks_accuracy.Method` over :data:`THRESHOLDS`, and its
+    profiles by family. Detected once at the lowest threshold, each detection scored by its
+    ``T``: the detections at a higher threshold are those scoring at least it (a detection is
+    kept or dropped by stronger ones only), so the accuracy bench's sweep applies."""
+    data: dict[str, list[families.Labelled]] = {}
+    found: dict[int, tuple[np.ndarray, np.ndarray, list[int]]] = {}
+    for family in FAMILIES:
+        data[family] = []
+        for k in known_profiles(family):
+            t, hw = matched_statistic(k.profile.volumes, k.background, k.sd, k.log, k.profile.walls)
+            idx = np.array(detect(t, hw, float(THRESHOLDS[0])), dtype=np.int64)
+            found[id(k.profile)] = (idx, t[idx], [])
+            data[family].append(k.profile)
+    method = Method("oracle", [{}], lambda prof, _: found[id(prof)], THRESHOLDS, "threshold")
+    return method, data
+
+
 def run() -> list[Figure]:
     """Score the oracle held out per family (threshold tuned on the other seven)."""
     t0 = time.perf_counter()
-    table = np.zeros((THRESHOLDS.size, len(FAMILIES), len(dataclasses.fields(Counts))), dtype=np.int64)
-    for fi, family in enumerate(FAMILIES):
-        for k in known_profiles(family):
-            t, hw = matched_statistic(k.profile.volumes, k.background, k.sd, k.log, k.profile.walls)
-            for ti, th in enumerate(THRESHOLDS):
-                table[ti, fi] += np.array(dataclasses.astuple(match(detect(t, hw, float(th)), k.profile)))
+    table = tabulate(*oracle())
     results = held_out(table)
     total = sum((c for _, c in results), Counts())
     owns = []  # each family at the threshold best for itself: the more generous ceiling
