@@ -414,9 +414,9 @@ def _walls(y, noise, wall_z, shoulder, floor, relative, v, total, count):
             vc[u] = fill * fill
         nxt = j + 2  # the bucket after a wall is its neighbour, not another wall
         top_v = max(v[i], v[j])
-        own = v[i] + v[j] if j > i else v[i]
-        own_n = (1.0 if v[i] > 0.0 else 0.0) + (1.0 if j > i and v[j] > 0.0 else 0.0)
-        rest = (total - own) / (count - own_n) if count > own_n else 0.0
+        own = v[i] + v[j] if j > i else v[i]  # both non-empty: its height is over 0
+        others = count - (j - i + 1)
+        rest = (total - own) / others if others > 0.0 else 0.0
         if top_v >= floor and top_v >= relative * rest:
             first[k] = i
             last[k] = j
