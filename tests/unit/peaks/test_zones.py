@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -402,3 +403,12 @@ def test_the_kernels_agree_with_the_object_by_object_reference(
     got, want = analyse(*args), reference.analyse(*args)
     for name in Analysis.__dataclass_fields__:
         assert same(getattr(got, name), getattr(want, name)), name
+
+
+def test_levels_summing_past_the_float_range_fail_closed():
+    # two finite levels in one bucket sum to inf: the analysis refuses, naming why, and nothing
+    # non-finite reaches a zone
+    big = np.finfo(np.float64).max
+    bpx, bq = np.array([95.0, 95.25, 97.0]), np.array([big, big, 1.0])
+    with pytest.raises(ValueError, match="sum past the float range"):
+        analyse(bpx, bq, np.array([105.0]), np.array([1.0]), 1.0, 100.0, 90.0, 110.0)

@@ -42,7 +42,10 @@ Why kernels all the way to the ranked zones: a 5000-level book gives each profil
 and building, clipping, pairing and ranking them as Python objects cost ~1.5 ms a snapshot, ten
 times the detectors themselves. Here a zone is a row of a float array (columns ``_LOW`` ...
 ``_PEAK``) from the grid to the ranking, and only the few reported zones become objects (by the
-handler). Kernels here may call kernels of other modules (the bucket rule of
+handler). The whole numeric part of :func:`analyse` is one call (:func:`_analysis`): made as a
+dozen calls from Python (grids, detectors, zone rows, ranking, levels, vacuums), numba's argument
+typing and the glue between them cost as much as the kernels (412 -> 220 us on the analysis
+bench's snapshot). Kernels here may call kernels of other modules (the bucket rule of
 ``depthflow.common.pricing``): :func:`depthflow.peaks.jit.kernel` keeps numba's cache right.
 """
 
@@ -50,13 +53,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 
 from depthflow.common.pricing import MAX_INDEX, scaled_index
-from depthflow.peaks.detectors import find_wave_peaks
+from depthflow.peaks.detectors import detect_arrays
 from depthflow.peaks.jit import kernel
+from depthflow.peaks.kernels import kernel_params
 from depthflow.peaks.levels import profile_levels
 from depthflow.peaks.params import DEFAULT, PeakParams
 from depthflow.peaks.vacuums import vacuum_bands
@@ -98,17 +101,6 @@ _LOW, _HIGH, _PRICE, _VOLUME, _STRENGTH, _CONF, _KIND, _PEAK = range(8)
 _COLUMNS = 8
 
 
-class _Grid(NamedTuple):
-    """A profile on a regular grid: bucket ``i`` has lower edge ``(first + i) * size``."""
-
-    first: int
-    vol: np.ndarray  # empty when the profile holds no volume
-    real_lo: int  # first and last index holding data (the rest are the zero pads)
-    real_hi: int
-    total: float  # volume of the whole input profile, including buckets the cap left out
-    whole: bool  # the cap left nothing out
-
-
 # --- kernels --------------------------------------------------------------------------------------
 
 
@@ -147,6 +139,12 @@ def _grid(px, vol, px2, vol2, size, anchor, cap, pad_low, pad_high):
     which it maps back to their own bucket whatever their float rounding. Why two sources: the
     book's grid is the bids' and the asks' together, and concatenating them first cost more than
     the gridding.
+
+    Returns (first, volumes, real_lo, real_hi, total, whole): bucket ``i`` has lower edge
+    ``(first + i) * size``; volumes are empty when the profile holds none; ``real_lo`` and
+    ``real_hi`` are the first and last index holding data (the rest are the zero pads);
+    ``total`` the volume of the whole input, buckets the cap left out included; ``whole`` that
+    the cap left nothing out.
     """
     keys = np.empty(px.size + px2.size, dtype=np.int64)
     vals = np.empty(px.size + px2.size, dtype=np.float64)
@@ -392,36 +390,97 @@ def _pair(px: np.ndarray | None, vol: np.ndarray | None) -> tuple[np.ndarray, np
     return p, v
 
 
-_NONE = _readonly(np.empty(0))
-
-
-def _profile_grid(
-    sources: tuple[np.ndarray, ...], size: float, mid: float, p: PeakParams, pads: tuple[bool, bool]
-) -> _Grid:
-    """The grid of one profile, ``sources`` = (prices, volumes) or (prices, volumes, prices 2,
-    volumes 2)."""
-    px, vol, px2, vol2 = sources if len(sources) == 4 else (*sources, _NONE, _NONE)
-    anchor = mid if math.isfinite(mid) else math.nan
-    cap = max(p.max_buckets, 1)
-    return _Grid(*_grid(px, vol, px2, vol2, size, anchor, cap, pads[0], pads[1]))
-
-
-def _zone_rows_of(grid: _Grid, size: float, p: PeakParams) -> np.ndarray:
-    """Wave peaks and walls of one grid (:func:`depthflow.peaks.find_wave_peaks`) as zone rows."""
-    if grid.vol.size == 0:
-        return np.empty((0, _COLUMNS))
-    found = find_wave_peaks((grid.first + np.arange(grid.vol.size)) * size, grid.vol, params=p)
-    args = (grid.first, size, grid.vol, grid.real_lo, grid.real_hi, grid.total)
-    w, k = found.peaks, found.walls
-    return np.concatenate((
-        _zone_rows(*args, w.indices, w.low_indices, w.high_indices, w.confidences, 0.0),
-        _zone_rows(*args, k.indices, k.low_indices, k.high_indices, k.confidences, 1.0),
+@kernel
+def _grid_zone_rows(grid, size, kp):
+    """Wave peaks and walls (:func:`depthflow.peaks.detectors.detect_arrays`) of one grid as
+    zone rows; ``ok`` False when its volumes are not all finite (levels summed past the float
+    range into one bucket), which fails the analysis closed."""
+    first, v, real_lo, real_hi, total, _ = grid
+    none = np.empty((0, _COLUMNS), dtype=np.float64)
+    bad = False
+    for i in range(v.size):  # >= 0 by construction (_keyed): only inf can be there
+        bad |= not v[i] < np.inf
+    if bad:
+        return False, none
+    if v.size == 0:
+        return True, none
+    (wi, wlo, whi, _, wcf), (li, llo, lhi, _, lcf) = detect_arrays(v, kp)
+    return True, np.concatenate((
+        _zone_rows(first, size, v, real_lo, real_hi, total, wi, wlo, whi, wcf, 0.0),
+        _zone_rows(first, size, v, real_lo, real_hi, total, li, llo, lhi, lcf, 1.0),
     ))
 
 
-def _as_zones(rows: np.ndarray) -> np.ndarray:
-    """Zone rows without the internal peak column: the :data:`ZONE_FIELDS` columns."""
-    return np.ascontiguousarray(rows[:, :_PEAK])
+@kernel
+def _first_non_finite(parts):
+    """(index of the first array of ``parts`` holding a non-finite number, that number); (-1, 0)
+    when all are finite."""
+    for k in range(len(parts)):
+        a = parts[k].ravel()
+        for i in range(a.size):
+            if not math.isfinite(a[i]):
+                return k, a[i]
+    return -1, 0.0
+
+
+_RESULT_PARTS = ("poc, value area", "support", "resistance", "resonance", "high_volume_nodes",
+                 "low_volume_nodes", "vacuums")
+"""What :func:`_analysis` checks for finiteness, in its order (names for the error)."""
+
+
+@kernel
+def _analysis(bpx, bq, apx, aq, tpx, tq, size, mid, params, reach, rows, min_run, known_low, known_high):
+    """The whole numeric part of :func:`analyse` in one call (each call from Python into numba
+    costs microseconds of argument typing, and the analysis made a dozen): the grids, zone rows
+    of each profile, support/resistance/resonance, the levels of the trade profile (of the book
+    when it has no volume) and the vacuums. ``reach``, ``rows`` and ``min_run``: the resonance
+    reach (price units), the value area's step and the vacuums' minimum width (buckets).
+
+    Returns (fault, value, support, resistance, resonance, levels, hvn, lvn, gaps): fault 0, or
+    1 when a profile's volumes sum past the float range, or 2 + the index in
+    :data:`_RESULT_PARTS` of a result that is not finite (``value``: the first such number);
+    zones without their internal peak column; ``levels`` (POC, value area low, high) empty when
+    no profile holds volume."""
+    kp = kernel_params(params)
+    anchor = mid if math.isfinite(mid) else np.nan
+    cap = max(int(kp.max_buckets), 1)
+    none = bpx[:0]
+    bids = _grid(bpx, bq, none, none, size, anchor, cap, False, True)
+    asks = _grid(apx, aq, none, none, size, anchor, cap, True, False)
+    trades = _grid(tpx, tq, none, none, size, anchor, cap, True, True)
+    book = _grid(bpx, bq, apx, aq, size, anchor, cap, False, False)
+    ok_b, b_rows = _grid_zone_rows(bids, size, kp)
+    ok_a, a_rows = _grid_zone_rows(asks, size, kp)
+    ok_t, t_rows = _grid_zone_rows(trades, size, kp)
+    empty = np.empty(0, dtype=np.float64)
+    gaps = np.empty((0, 2), dtype=np.float64)
+    none = np.empty((0, _PEAK), dtype=np.float64)
+    if not (ok_b and ok_a and ok_t):
+        return 1, 0.0, none, none, none, empty, empty, empty, gaps
+    support, resistance, resonance = _zones(b_rows, a_rows, t_rows, mid, size, reach, int(kp.max_zones))
+
+    primary = trades if trades[1].size else book
+    levels, hvn_px, lvn_px = empty, empty, empty
+    first, v, lo, hi, _, _ = primary
+    if v.size:
+        px = (first + np.arange(lo, hi + 1)) * size
+        poc, val, vah, hvn, lvn = profile_levels(px, v[lo : hi + 1], kp, rows)
+        levels = np.array([px[poc], px[val], px[vah] + size])
+        hvn_px, lvn_px = px[hvn], px[lvn]
+
+    # the book's grid is its levels bucket by bucket, sorted, zeros where none: what vacuums need,
+    # unless the cap left some out (then the levels themselves, which cost a sort)
+    first, v, _, _, _, whole = book
+    if whole:
+        gap_px, gap_q = (first + np.arange(v.size)) * size, v
+    else:
+        gap_px, gap_q = np.concatenate((bpx, apx)), np.concatenate((bq, aq))
+    gaps = vacuum_bands(gap_px, gap_q, size, known_low, known_high, kp.vacuum_alpha, min_run)
+    zones = (np.ascontiguousarray(support[:, :_PEAK]), np.ascontiguousarray(resistance[:, :_PEAK]),
+             np.ascontiguousarray(resonance[:, :_PEAK]))
+    bad, value = _first_non_finite((levels.reshape(1, -1), *zones, hvn_px.reshape(1, -1),
+                                    lvn_px.reshape(1, -1), gaps))
+    return 0 if bad < 0 else 2 + bad, value, *zones, levels, hvn_px, lvn_px, gaps
 
 
 _MAX_ROWS = 2**31  # a price width of more buckets than this is as good as infinite
@@ -435,27 +494,6 @@ def _buckets(fraction: float, price: float, size: float) -> int:
     next one (the scaled book would then have other vacuums)."""
     n = round(fraction * price / size, 9)
     return int(min(max(math.ceil(n), 1), _MAX_ROWS)) if math.isfinite(n) else _MAX_ROWS
-
-
-def _levels(
-    grid: _Grid, size: float, p: PeakParams, price: float
-) -> tuple[list[float], list[float], list[float]]:
-    """([POC, VAL, VAH], HVN, LVN) prices of a grid's real (unpadded) rows; the value area grows
-    by ``p.value_area_step`` of ``price`` at a time."""
-    lo, hi = grid.real_lo, grid.real_hi
-    px = (grid.first + np.arange(lo, hi + 1)) * size
-    vol = grid.vol[lo : hi + 1]
-    rows = _buckets(p.value_area_step, price, size)
-    poc, val, vah, hvn, lvn = profile_levels(px, vol, p.kernel, rows)
-    return [float(px[poc]), float(px[val]), float(px[vah] + size)], px[hvn].tolist(), px[lvn].tolist()
-
-
-def _require_finite(**parts: object) -> None:
-    """Raise ``ValueError`` naming the first part of a result that holds a non-finite number."""
-    for name, x in parts.items():
-        a = np.asarray(x, dtype=np.float64)
-        if not np.isfinite(a).all():
-            raise ValueError(f"analyse: {name} is not finite ({a.ravel()[~np.isfinite(a.ravel())][0]!r})")
 
 
 def analyse(
@@ -501,44 +539,27 @@ def analyse(
     price = mid if math.isfinite(mid) and mid > 0 else 0.5 * (float(known_low) + float(known_high))
     price = price if math.isfinite(price) and price > 0 else size
 
-    bids = _profile_grid((bpx, bq), size, mid, p, (False, True))
-    asks = _profile_grid((apx, aq), size, mid, p, (True, False))
-    trades = _profile_grid((tpx, tq), size, mid, p, (True, True))
     # peaks lie whole buckets apart: half a bucket more keeps "within n buckets" off float ties
     reach = (_buckets(p.resonance_tolerance, price, size) + 0.5) * size
-    support, resistance, resonance = _zones(
-        _zone_rows_of(bids, size, p), _zone_rows_of(asks, size, p), _zone_rows_of(trades, size, p),
-        mid, size, reach, p.max_zones,
-    )
-
-    book = _profile_grid((bpx, bq, apx, aq), size, mid, p, (False, False))
-    primary = trades if trades.vol.size else book
-    hvn: list[float] = []
-    lvn: list[float] = []
-    if primary.vol.size:
-        (poc, val, vah), hvn, lvn = _levels(primary, size, p, price)
-    else:
-        poc = val = vah = fallback
-
-    # the book's grid is its levels bucket by bucket, sorted, zeros where none: what vacuums need,
-    # unless the cap left some out (then the levels themselves, which cost a sort)
-    book_px = (book.first + np.arange(book.vol.size)) * size
-    gap_px, gap_q = (_readonly(book_px), _readonly(book.vol)) if book.whole else (
-        _readonly(np.concatenate((bpx, apx))), _readonly(np.concatenate((bq, aq))))
-    gaps = vacuum_bands(gap_px, gap_q, size, float(known_low), float(known_high), float(p.vacuum_alpha),
-                        _buckets(p.vacuum_min_width, price, size))
-    _require_finite(poc=poc, value_area=(val, vah), support=support, resistance=resistance,
-                    resonance=resonance, high_volume_nodes=hvn, low_volume_nodes=lvn, vacuums=gaps)
+    rows, min_run = _buckets(p.value_area_step, price, size), _buckets(p.vacuum_min_width, price, size)
+    fault, value, support, resistance, resonance, levels, hvn, lvn, gaps = _analysis(
+        bpx, bq, apx, aq, tpx, tq, size, mid, p.kernel_array, reach, rows, min_run,
+        float(known_low), float(known_high))
+    if fault == 1:
+        raise ValueError("analyse: a profile's volumes sum past the float range in one bucket")
+    if fault:
+        raise ValueError(f"analyse: {_RESULT_PARTS[fault - 2]} is not finite ({value!r})")
+    poc, val, vah = levels.tolist() if levels.size else (fallback,) * 3
     return Analysis(
         poc=poc,
         value_area_low=val,
         value_area_high=vah,
-        support=_as_zones(support),
-        resistance=_as_zones(resistance),
-        high_volume_nodes=hvn,
-        low_volume_nodes=lvn,
+        support=support,
+        resistance=resistance,
+        high_volume_nodes=hvn.tolist(),
+        low_volume_nodes=lvn.tolist(),
         vacuums=[(a, b) for a, b in gaps.tolist()],
-        resonance=_as_zones(resonance),
+        resonance=resonance,
     )
 
 
