@@ -2,8 +2,10 @@
 reference never refuses the market for longer than its age limit."""
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
-from depthflow.aggregator.guard import PriceGuard
+from depthflow.aggregator.guard import PriceGuard, _median
 
 S = 1_000_000_000
 
@@ -58,3 +60,10 @@ def test_real_thin_books_pass_the_default_book_ratio():
         bids = np.array([float(p) for p, _ in book["bids"]])
         asks = np.array([float(p) for p, _ in book["asks"]])
         assert g.check_book(symbol, 0, bids, asks)[0] is None, symbol
+
+
+@given(st.lists(st.floats(1e-8, 1e9, allow_nan=False), min_size=1, max_size=60))
+def test_the_batch_median_is_numpys(prices):
+    px = np.array(prices)
+    assert _median(px) == float(np.median(px))
+    assert px.tolist() == prices  # the batch is not reordered in place

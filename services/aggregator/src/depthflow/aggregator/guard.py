@@ -72,7 +72,7 @@ class PriceGuard:
         """(why the batch is refused or None, its median price)."""
         if not px.size:
             return None, 0.0
-        median = float(np.median(px))
+        median = _median(px)
         ref = self.reference(symbol, ts)
         centre, what = (median, "the batch's median") if ref is None else (ref, "the reference price")
         why = _outside("trade price", float(px.min()), float(px.max()), centre, self.trade_ratio, what)
@@ -82,6 +82,17 @@ class PriceGuard:
         """Make ``price`` (seen at market time ``ts``) the symbol's reference."""
         if price > 0.0:
             self.refs[symbol] = (price, ts)
+
+
+def _median(px: np.ndarray) -> float:
+    """``np.median`` of a non-empty array of finite prices, from a partial sort. Why not
+    ``np.median``: its generic machinery cost ~20 us on a batch of twenty trades, ten times the
+    partition (the same value: the middle one, or the mean of the middle two)."""
+    k = px.size // 2
+    if px.size % 2:
+        return float(np.partition(px, k)[k])
+    part = np.partition(px, (k - 1, k))
+    return (float(part[k - 1]) + float(part[k])) / 2
 
 
 def _outside(what: str, low: float, high: float, centre: float, ratio: float, name: str) -> str | None:
