@@ -7,7 +7,8 @@ import numpy as np
 from depthflow.common.messages import TS_FLOOR_NS, BookBuckets, ZonesDetected, f64_bytes
 from depthflow.common.subjects import Subjects
 from depthflow.peaks.config import PeaksConfig
-from depthflow.peaks.handlers import PeaksHandlers
+from depthflow.peaks.handlers import PeaksHandlers, _wire_zones
+from depthflow.peaks.zones import ZONE_FIELDS, ZONE_KINDS
 
 TICK = 0.0001
 
@@ -35,3 +36,11 @@ def test_zones_carry_the_books_bucket_and_tick_and_depth_near_the_mid_is_relativ
     # near = 0.02 % of 0.83005 = 0.000166: the buckets at 0.8300 and 0.8299 below, 0.8301 and
     # 0.8302 above; a floor of five buckets (the former near_buckets) would have counted five a side
     assert (z.bid_depth_near, z.ask_depth_near) == (2.0, 2.0)
+
+
+def test_wire_zones_carry_every_column_under_its_field_name():
+    rows = np.array([[1.0, 4.0, 2.5, 7.0, 0.25, 0.75, 1.0], [2.0, 3.0, 2.5, 1.0, 0.5, 0.125, 0.0]])
+    zones = _wire_zones(rows)
+    for z, row in zip(zones, rows, strict=True):
+        assert [getattr(z, f) for f in ZONE_FIELDS[:-1]] == row[:-1].tolist()
+        assert z.kind == ZONE_KINDS[int(row[-1])]

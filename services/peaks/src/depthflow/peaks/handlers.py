@@ -25,14 +25,17 @@ from depthflow.common.messages import (
 from depthflow.common.runtime import Delivery, Output
 from depthflow.common.subjects import Subjects
 from depthflow.peaks.config import PeaksConfig
-from depthflow.peaks.zones import ZONE_FIELDS, ZONE_KINDS, analyse
+from depthflow.peaks.zones import ZONE_KINDS, analyse
 
 
 def _wire_zones(rows: np.ndarray) -> list[Zone]:
     """Zone rows of the core (columns ``ZONE_FIELDS``, the kind as its index in ``ZONE_KINDS``)
-    as the wire's zones."""
-    return [Zone(**dict(zip(ZONE_FIELDS, (*r[:-1], ZONE_KINDS[int(r[-1])]), strict=True)))
-            for r in rows.tolist()]
+    as the wire's zones. Unpacked in ``ZONE_FIELDS``' order (a test holds the two together):
+    a dict per row, zipped from the names, cost more than the ``Zone`` itself."""
+    kinds = ZONE_KINDS
+    return [Zone(low=low, high=high, price=price, volume=volume, strength=strength, confidence=conf,
+                 kind=kinds[int(kind)])
+            for low, high, price, volume, strength, conf, kind in rows.tolist()]
 
 
 def _bands(bands: list[tuple[float, float]]) -> list[PriceBand]:
