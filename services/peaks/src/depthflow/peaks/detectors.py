@@ -73,11 +73,11 @@ from depthflow.peaks.jit import FAST, kernel
 from depthflow.peaks.kernels import (
     BLOCK,
     as_f64,
+    block_candidates,
     found_arrays,
     kernel_params,
     level_growth,
     marked,
-    masked_maxima,
     nonzero_total,
     prominence,
     smooth_gaussian,
@@ -474,56 +474,6 @@ def _spikes(clean, vc, sigb, ratio, z, ws, we):
         done = j
 
 
-@kernel(fastmath=FAST)
-def _candidates(ys: np.ndarray, sigb: np.ndarray, z: float, half: int) -> tuple[np.ndarray, np.ndarray]:
-    """Local maxima of ``ys`` that rise ``z`` noise units (their block's) over a lower bound of
-    their window's minimum: the only ones whose prominence can reach the threshold.
-
-    The bound is the minimum of the block minima over every block the window touches (a
-    superset of the window, so never above its minimum): two short passes instead of a sliding
-    minimum. Plateaus count once, at their middle; the two ends never count. A plateau's first
-    bucket passes without the bar: its middle, which is the one judged, may lie in another block
-    (another scale, another window). Also returns the sum of ``ys`` per block (the same pass),
-    for the local mean level."""
-    n = ys.size
-    nb = sigb.size
-    words = (n + 7) // 8
-    mask = np.zeros(words * 8, dtype=np.uint8)
-    bsum = np.zeros(nb, dtype=np.float64)
-    if n < 3:
-        return np.empty(0, dtype=np.int64), bsum
-    bmin = np.empty(nb, dtype=np.float64)
-    for b in range(nb):
-        seg = ys[min(b * BLOCK, n) : min((b + 1) * BLOCK, n)]
-        m = np.inf
-        level = 0.0
-        for t in range(seg.size):
-            m = min(m, seg[t])
-            level += seg[t]
-        bmin[b] = m
-        bsum[b] = level
-    reach = half // BLOCK + 1
-    for b in range(nb):
-        fl = np.inf
-        for u in range(max(b - reach, 0), min(b + reach, nb - 1) + 1):
-            fl = min(fl, bmin[u])
-        lo = max(b * BLOCK, 1)
-        hi = min((b + 1) * BLOCK, n - 1)
-        if hi <= lo:
-            continue
-        bar = fl + z * sigb[b]
-        m = hi - lo
-        left = ys[lo - 1 : lo - 1 + m]
-        here = ys[lo : lo + m]
-        right = ys[lo + 1 : lo + 1 + m]
-        mk = mask[lo : lo + m]
-        for t in range(m):
-            h = here[t]
-            r = right[t]
-            mk[t] = (h > left[t]) & (h >= r) & ((h >= bar) | (h == r))
-    return masked_maxima(ys, mask), bsum
-
-
 @kernel(inline="always")
 def _top_two(v, a, b):
     """The sum of the two biggest of ``v[a..b]``."""
@@ -555,9 +505,10 @@ def _waves(ys, sigb, v, raw, z, half, floor, gamma, cap, reach, share):
     mean level per block (for :func:`depthflow.peaks.narrow.narrow_waves`). A
     candidate's noise scale is its block's times ``max(1, ys / lev) ** gamma`` (``lev``: the mean
     level of ``ys`` over ``reach`` blocks each side; the ratio at most ``cap`` when ``cap > 0``),
-    never less than the block's, so :func:`_candidates`' bound holds."""
+    never less than the block's, so the bound of
+    :func:`~depthflow.peaks.kernels.block_candidates` holds."""
     n = ys.size
-    cand, bsum = _candidates(ys, sigb, z, half)
+    cand, bsum = block_candidates(ys, sigb, z, half)
     bcount = np.empty(bsum.size, dtype=np.float64)
     for b in range(bsum.size):
         bcount[b] = min((b + 1) * BLOCK, n) - min(b * BLOCK, n)

@@ -18,6 +18,7 @@ from depthflow.peaks.params import KernelParams
 __all__ = [
     "BLOCK",
     "as_f64",
+    "block_candidates",
     "found_arrays",
     "kernel_params",
     "level_growth",
@@ -26,7 +27,6 @@ __all__ = [
     "noise_scale",
     "nonzero_total",
     "prominence",
-    "prominent_candidates",
     "prominent_maxima",
     "root32",
     "smooth_gaussian",
@@ -181,57 +181,6 @@ def noise_scale(y: np.ndarray) -> float:
     return m * math.sqrt(math.pi) / 2.0
 
 
-@kernel(fastmath=FAST)
-def _window_floor(ys: np.ndarray, half: int) -> np.ndarray:
-    """A lower bound on ``min(ys[i - half : i + half + 1])`` for every ``i`` (exact inside).
-
-    Sparse-table doubling: ``m`` holds the minimum over ``2^L`` buckets starting at each index,
-    built by ``L`` vectorised passes; two overlapping spans of ``2^L <= 2 half + 1`` cover a window
-    exactly. Near the ends the spans are clamped into the array and may reach past the window,
-    which only lowers the bound.
-    """
-    n = ys.size
-    width = 2 * half + 1
-    span = 1
-    while span * 2 <= min(width, n):
-        span *= 2
-    m = ys.copy()
-    nxt = np.empty(n, dtype=np.float64)
-    s = 1
-    while s < span:
-        cnt = n - 2 * s + 1
-        a = m[0:cnt]
-        b = m[s : s + cnt]
-        o = nxt[0:cnt]
-        for i in range(cnt):
-            x = a[i]
-            z = b[i]
-            o[i] = x if x < z else z
-        m, nxt = nxt, m
-        s *= 2
-    last = n - span  # the last valid start of a span
-    out = np.empty(n, dtype=np.float64)
-    lo_i = half
-    hi_i = n - 1 - half
-    if hi_i >= lo_i and half - span + 1 + hi_i <= last:
-        cnt = hi_i - lo_i + 1
-        a = m[0:cnt]
-        b = m[2 * half - span + 1 : 2 * half - span + 1 + cnt]
-        o = out[lo_i : lo_i + cnt]
-        for i in range(cnt):
-            x = a[i]
-            z = b[i]
-            o[i] = x if x < z else z
-    else:
-        lo_i, hi_i = n, n - 1  # no interior: every index is an edge
-    for e in range(min(lo_i, n) + max(n - 1 - hi_i, 0)):  # the edges only
-        i = e if e < min(lo_i, n) else hi_i + 1 + e - min(lo_i, n)
-        s1 = min(max(i - half, 0), last)
-        s2 = max(min(i + half, n - 1) - span + 1, 0)
-        out[i] = min(m[s1], m[min(s2, last)])
-    return out
-
-
 @kernel(inline="always")
 def masked_maxima(ys: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The local maxima of ``ys`` marked in ``mask`` (a byte per bucket, padded to whole 8-byte
@@ -270,31 +219,55 @@ def marked(mask: np.ndarray) -> np.ndarray:
 
 
 @kernel(fastmath=FAST)
-def prominent_candidates(ys: np.ndarray, half: int, cut: float) -> np.ndarray:
-    """Local maxima of ``ys`` that rise at least ``cut`` above the minimum of their window.
+def block_candidates(ys: np.ndarray, sigb: np.ndarray, z: float, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """Local maxima of ``ys`` that rise ``z`` noise units (their block's) over a lower bound of
+    their window's minimum: the only ones whose prominence can reach the threshold.
 
-    Why: a noisy profile has a local maximum every few buckets, and walking out from each to
-    measure its prominence was most of the detector's time. ``prominence <= top - min(window)``
-    (both sides' minima lie in the window), so dropping maxima with ``top - min < cut`` changes
-    nothing. The test is one vectorised pass into a byte mask, read 8 bytes at a time, so the
-    few survivors are found without a branch per bucket. Plateaus count once, at their middle;
-    the two ends never count (a prominence needs both sides).
-    """
+    The bound is the minimum of the block minima over every block the window touches (a
+    superset of the window, so never above its minimum): two short passes instead of a sliding
+    minimum. Plateaus count once, at their middle; the two ends never count. A plateau's first
+    bucket passes without the bar: its middle, which is the one judged, may lie in another block
+    (another scale, another window). Also returns the sum of ``ys`` per block (the same pass),
+    for the local mean level. The bar is ``ys - bound >= z sigb``, the very subtraction a
+    prominence makes, so a maximum exactly at the threshold is never lost to rounding. Serves
+    the wave search (a scale per block) and the volume nodes (one scale)."""
     n = ys.size
+    nb = sigb.size
     words = (n + 7) // 8
     mask = np.zeros(words * 8, dtype=np.uint8)
+    bsum = np.zeros(nb, dtype=np.float64)
     if n < 3:
-        return np.empty(0, dtype=np.int64)
-    floor = _window_floor(ys, half)
-    left = ys[0 : n - 2]
-    here = ys[1 : n - 1]
-    right = ys[2:n]
-    fl = floor[1 : n - 1]
-    mk = mask[1 : n - 1]
-    for t in range(n - 2):
-        h = here[t]
-        mk[t] = (h > left[t]) & (h >= right[t]) & (h - fl[t] >= cut)
-    return masked_maxima(ys, mask)
+        return np.empty(0, dtype=np.int64), bsum
+    bmin = np.empty(nb, dtype=np.float64)
+    for b in range(nb):
+        seg = ys[min(b * BLOCK, n) : min((b + 1) * BLOCK, n)]
+        m = np.inf
+        level = 0.0
+        for t in range(seg.size):
+            m = min(m, seg[t])
+            level += seg[t]
+        bmin[b] = m
+        bsum[b] = level
+    reach = half // BLOCK + 1
+    for b in range(nb):
+        fl = np.inf
+        for u in range(max(b - reach, 0), min(b + reach, nb - 1) + 1):
+            fl = min(fl, bmin[u])
+        lo = max(b * BLOCK, 1)
+        hi = min((b + 1) * BLOCK, n - 1)
+        if hi <= lo:
+            continue
+        cut = z * sigb[b]
+        m = hi - lo
+        left = ys[lo - 1 : lo - 1 + m]
+        here = ys[lo : lo + m]
+        right = ys[lo + 1 : lo + 1 + m]
+        mk = mask[lo : lo + m]
+        for t in range(m):
+            h = here[t]
+            r = right[t]
+            mk[t] = (h > left[t]) & (h >= r) & ((h - fl >= cut) | (h == r))
+    return masked_maxima(ys, mask), bsum
 
 
 @kernel(fastmath=FAST)
@@ -333,15 +306,45 @@ def prominence(ys: np.ndarray, i: int, half: int) -> float:
     return top - max(lmin, rmin)
 
 
+@kernel(inline="always")
+def _stands(ys: np.ndarray, i: int, half: int, cut: float) -> bool:
+    """Whether the local maximum ``ys[i]`` has a :func:`prominence` of at least ``cut`` (and
+    above 0) within ``half`` buckets either side, without measuring it: each side's walk stops at
+    the first bucket ``cut`` below the top (that side's minimum will do) or the first higher one
+    (it never will). Why: a maximum on a hump's flank walked to the window's edge on both sides,
+    and on a 48 h trade profile those walks were most of the volume nodes' time."""
+    n = ys.size
+    top = ys[i]
+    ok = False
+    for j in range(i - 1, max(0, i - half) - 1, -1):
+        drop = top - ys[j]
+        if drop < 0.0:
+            break
+        if drop >= cut and drop > 0.0:
+            ok = True
+            break
+    if not ok:
+        return False
+    for j in range(i + 1, min(n - 1, i + half) + 1):
+        drop = top - ys[j]
+        if drop < 0.0:
+            return False
+        if drop >= cut and drop > 0.0:
+            return True
+    return False
+
+
 @kernel
 def prominent_maxima(ys: np.ndarray, half: int, cut: float) -> np.ndarray:
-    """Interior local maxima of ``ys`` whose prominence (window ``2 half + 1``) is at least ``cut``."""
-    cand = prominent_candidates(ys, half, cut)
+    """Interior local maxima of ``ys`` whose prominence (window ``2 half + 1``) is at least ``cut``:
+    the block bound of :func:`block_candidates` with one scale, ``cut``, for every block, then
+    :func:`_stands` for the few it leaves (on the analysis bench's 48 h trade profile: 31 -> 17
+    us against an exact sliding minimum and full walks)."""
+    cand, _ = block_candidates(ys, np.full((ys.size + BLOCK - 1) // BLOCK, cut), 1.0, half)
     out = np.empty(cand.size, dtype=np.int64)
     k = 0
     for t in range(cand.size):
-        prom = prominence(ys, cand[t], half)
-        if prom >= cut and prom > 0.0:
+        if _stands(ys, cand[t], half, cut):
             out[k] = cand[t]
             k += 1
     return out[:k]
