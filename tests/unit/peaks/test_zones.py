@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from depthflow.common.messages import Zone
 from depthflow.common.pricing import bucket_edges
+from depthflow.peaks import find_wave_peaks
 from depthflow.peaks import zones as core
 from depthflow.peaks.zones import ZONE_FIELDS, ZONE_KINDS, Analysis, PeakParams, analyse
 from tests.unit.peaks import zones_reference as reference
@@ -412,3 +413,28 @@ def test_levels_summing_past_the_float_range_fail_closed():
     bpx, bq = np.array([95.0, 95.25, 97.0]), np.array([big, big, 1.0])
     with pytest.raises(ValueError, match="sum past the float range"):
         analyse(bpx, bq, np.array([105.0]), np.array([1.0]), 1.0, 100.0, 90.0, 110.0)
+
+
+def test_the_analysis_finds_the_waves_and_walls_find_wave_peaks_finds():
+    # the service's zones come from the public detector's kernel with the service's parameters:
+    # a trade profile alone (its grid: one zero bucket padded on each side), every zone below the
+    # mid, room for all of them, and parameters that are not the defaults
+    rng = np.random.default_rng(5)
+    x = np.arange(300)
+    vol = 20.0 + rng.normal(0.0, 1.0, x.size)
+    for centre, width, height in ((60, 4, 12.0), (150, 6, 9.0), (260, 3, 10.0)):
+        vol += height * np.exp(-0.5 * ((x - centre) / width) ** 2)
+    vol[100] = vol[230] = 400.0  # walls
+    px = 1000.0 + x
+    params = PeakParams(max_zones=100, prominence_z=2.0, wall_z=5.0, narrow_z=0.0)
+    none = np.empty(0)
+    out = analyse(none, none, none, none, 1.0, 2000.0, 0.0, 0.0, px, vol, params)
+    grid_px, grid_vol = np.concatenate(([999.0], px, [1300.0])), np.concatenate(([0.0], vol, [0.0]))
+    found = find_wave_peaks(grid_px, grid_vol, params=params)
+    want = sorted((float(grid_px[f.low_index]), float(grid_px[f.high_index]) + 1.0, f.price + 0.5,
+                   f.confidence, float(kind))
+                  for kind, features in enumerate((found.peaks, found.walls)) for f in features)
+    got = sorted(tuple(row) for row in out.support[:, [0, 1, 2, 5, 6]].tolist())
+    assert len(found.peaks) >= 3
+    assert len(found.walls) == 2
+    assert got == want
