@@ -3,11 +3,13 @@
 import asyncio
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
 from depthflow.common.messages import TS_FLOOR_NS, BookBuckets, ZonesDetected, f64_bytes
 from depthflow.common.subjects import Subjects
 from depthflow.peaks.config import PeaksConfig
-from depthflow.peaks.handlers import PeaksHandlers, _wire_zones
+from depthflow.peaks.handlers import PeaksHandlers, _depth_between, _wire_zones
 from depthflow.peaks.zones import ZONE_FIELDS, ZONE_KINDS
 
 TICK = 0.0001
@@ -44,3 +46,14 @@ def test_wire_zones_carry_every_column_under_its_field_name():
     for z, row in zip(zones, rows, strict=True):
         assert [getattr(z, f) for f in ZONE_FIELDS[:-1]] == row[:-1].tolist()
         assert z.kind == ZONE_KINDS[int(row[-1])]
+
+
+edges = st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 7.25]) | st.floats(-1.0, 10.0)
+
+
+@given(st.lists(st.floats(0.0, 8.0), max_size=30, unique=True), edges, edges, st.booleans())
+def test_depth_between_is_the_quantity_priced_in_the_band(prices, low, high, open_end):
+    px = np.array(sorted(prices))
+    qty = np.arange(1.0, px.size + 1.0) ** 2  # distinct: any bucket wrongly in or out shows
+    high = np.inf if open_end else high
+    assert _depth_between(px, qty, low, high) == float(qty[(px >= low) & (px <= high)].sum())
