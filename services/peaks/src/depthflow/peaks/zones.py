@@ -444,10 +444,10 @@ def _analysis(bpx, bq, apx, aq, tpx, tq, size, mid, params, reach, rows, min_run
     kp = kernel_params(params)
     anchor = mid if math.isfinite(mid) else np.nan
     cap = max(int(kp.max_buckets), 1)
-    none = bpx[:0]
-    bids = _grid(bpx, bq, none, none, size, anchor, cap, False, True)
-    asks = _grid(apx, aq, none, none, size, anchor, cap, True, False)
-    trades = _grid(tpx, tq, none, none, size, anchor, cap, True, True)
+    no_levels = bpx[:0]  # a second source that adds nothing (of the first's array type)
+    bids = _grid(bpx, bq, no_levels, no_levels, size, anchor, cap, False, True)
+    asks = _grid(apx, aq, no_levels, no_levels, size, anchor, cap, True, False)
+    trades = _grid(tpx, tq, no_levels, no_levels, size, anchor, cap, True, True)
     book = _grid(bpx, bq, apx, aq, size, anchor, cap, False, False)
     ok_b, b_rows = _grid_zone_rows(bids, size, kp)
     ok_a, a_rows = _grid_zone_rows(asks, size, kp)
