@@ -243,7 +243,8 @@ async def assert_status_shows_what_the_streams_hold(
     shown = {}
     for line in services:
         name, state, *rest = line.split()
-        restarts = re.fullmatch(r"\((\d+) restarts\)", " ".join(rest)) if rest else None
+        restarts = re.fullmatch(r"\((\d+) restarts?\)", " ".join(rest)) if rest else None
+        assert not restarts or (restarts.group(0).endswith("s)") == (restarts.group(1) != "1")), line
         assert not rest or restarts, line
         shown[name] = (state, int(restarts.group(1)) if restarts else 0)
     pids = up.services()

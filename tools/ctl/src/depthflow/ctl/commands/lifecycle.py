@@ -300,7 +300,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     stack.load()
     live = {p.pid for p in stack.running()}
     for p in stack.procs:
-        restarts = f"  ({p.restarts} restarts)" if p.restarts else ""
+        restarts = f"  ({p.restarts} restart{'' if p.restarts == 1 else 's'})" if p.restarts else ""
         print(f"  {p.key:<11} {'running' if p.pid in live else 'STOPPED'}{restarts}")
     snap = try_snapshot(urls, args.prefix, args.venue)
     if snap is None:
