@@ -9,6 +9,12 @@ Why a 48 h history first: at steady state the profile holds 2880 minutes over a 
 price buckets, and every step then pays for that width (the profile message, the trade grid, its
 peaks and levels) and for minutes leaving the windows. Timed on a profile a few minutes old, the
 figure would flatter the service by the part that grows with the profile.
+
+Why the anchor in the same run: the goal is absolute, but machines here differ by 1.5-2x from one
+session to the next and drift within one; the anchor z-score kernel of ``bench.peaks``, timed
+between the steps (its second call: warm, as ``peaks_anchor_3000_us`` is), gives
+``analysis_median_vs_anchor`` and ``analysis_p99_vs_anchor``, which compare across machines
+where the milliseconds do not (across CPU models only roughly: the anchor is one kernel).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import time
 
 import numpy as np
 
+from bench.peaks import anchor_zscore, profile
 from bench.report import Figure
 from depthflow.aggregator.config import AggregatorConfig
 from depthflow.aggregator.handlers import AggregatorHandlers
@@ -84,6 +91,9 @@ async def _run() -> list[Figure]:
     for batch in past:
         await agg.on_trade_batch(batch, DELIVERY)
     samples = []
+    anchors = []
+    anchor_vol, anchor_weights = profile()
+    anchor_zscore(anchor_vol, anchor_weights, 2.0)
     for i, (snap, trades) in enumerate(inputs):
         t = time.perf_counter_ns()
         await agg.on_trade_batch(trades, DELIVERY)
@@ -94,10 +104,18 @@ async def _run() -> list[Figure]:
         await peaks.on_book_buckets(book.message, DELIVERY)
         if i >= 50:  # warm-up: caches, allocator
             samples.append(time.perf_counter_ns() - t)
+            anchor_zscore(anchor_vol, anchor_weights, 2.0)  # warm, as bench.peaks times it
+            t = time.perf_counter_ns()
+            anchor_zscore(anchor_vol, anchor_weights, 2.0)
+            anchors.append(time.perf_counter_ns() - t)
     ms = np.array(samples) / 1e6
+    anchor_ms = float(np.median(anchors)) / 1e6
     return [
         Figure("analysis_median_ms", round(float(np.median(ms)), 3), "ms"),
         Figure("analysis_p99_ms", round(float(np.percentile(ms, 99)), 3), "ms"),
+        Figure("analysis_anchor_us", round(anchor_ms * 1e3, 2), "us"),
+        Figure("analysis_median_vs_anchor", round(float(np.median(ms)) / anchor_ms, 1), "x"),
+        Figure("analysis_p99_vs_anchor", round(float(np.percentile(ms, 99)) / anchor_ms, 1), "x"),
         Figure("analysis_levels_per_side", 5000, ""),
         Figure("analysis_book_buckets", int(book.message.levels_out), ""),
         Figure("analysis_profile_buckets", len(prof.message.px) // 8, ""),
