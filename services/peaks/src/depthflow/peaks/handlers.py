@@ -9,6 +9,8 @@ the analysis of later books.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from depthflow.common.checkpoint import IncompatibleState
@@ -18,6 +20,7 @@ from depthflow.common.messages import (
     PriceBand,
     TradeProfile,
     Zone,
+    ZoneKind,
     ZonesDetected,
     f64,
     header_from,
@@ -27,12 +30,14 @@ from depthflow.common.subjects import Subjects
 from depthflow.peaks.config import PeaksConfig
 from depthflow.peaks.zones import ZONE_KINDS, analyse
 
+_KINDS = cast(tuple[ZoneKind, ...], ZONE_KINDS)  # the core's kinds are the wire's (messages.ZoneKind)
+
 
 def _wire_zones(rows: np.ndarray) -> list[Zone]:
     """Zone rows of the core (columns ``ZONE_FIELDS``, the kind as its index in ``ZONE_KINDS``)
     as the wire's zones. Unpacked in ``ZONE_FIELDS``' order (a test holds the two together):
     a dict per row, zipped from the names, cost more than the ``Zone`` itself."""
-    kinds = ZONE_KINDS
+    kinds = _KINDS
     return [Zone(low=low, high=high, price=price, volume=volume, strength=strength, confidence=conf,
                  kind=kinds[int(kind)])
             for low, high, price, volume, strength, conf, kind in rows.tolist()]
