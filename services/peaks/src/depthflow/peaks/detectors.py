@@ -74,10 +74,12 @@ from depthflow.peaks.kernels import (
     BLOCK,
     as_f64,
     block_candidates,
+    byte_mask,
     found_arrays,
     kernel_params,
     level_growth,
     marked,
+    neighbours,
     nonzero_total,
     prominence,
     smooth_gaussian,
@@ -319,20 +321,16 @@ def _wall_mask(y: np.ndarray, sigb: np.ndarray, wall_z: float) -> np.ndarray:
     Branch-free, block by block (one cut per block): the rare survivors are checked by
     :func:`_walls`."""
     n = y.size
-    mask = np.zeros(((n + 7) // 8) * 8, dtype=np.uint8)
+    mask = byte_mask(n)
     for b in range(sigb.size):
         lo = max(b * BLOCK, 1)
         hi = min((b + 1) * BLOCK, n - 2)  # i + 2 <= n - 1 for the two-bucket test
         if hi <= lo:
             continue
         cut = wall_z * sigb[b]
-        m = hi - lo
-        left = y[lo - 1 : lo - 1 + m]
-        here = y[lo : lo + m]
-        right = y[lo + 1 : lo + 1 + m]
-        right2 = y[lo + 2 : lo + 2 + m]
-        mk = mask[lo : lo + m]
-        for t in range(m):
+        left, here, right, mk = neighbours(y, mask, lo, hi)
+        right2 = y[lo + 2 : lo + 2 + mk.size]
+        for t in range(mk.size):
             h = here[t]
             r = right[t]
             side = max(left[t], r)
@@ -438,7 +436,7 @@ def _spikes(clean, vc, sigb, ratio, z, ws, we):
     holds (the same result as one left-to-right pass). A wall's buckets and their neighbours
     (``ws``, ``we``: first and last buckets) are left as they are."""
     n = clean.size
-    mask = np.zeros(((n + 7) // 8) * 8, dtype=np.uint8)  # whole 8-byte words, for marked()
+    mask = byte_mask(n)
     r = math.sqrt(ratio)
     for b in range(sigb.size):
         lo = max(b * BLOCK, 1)
@@ -446,12 +444,8 @@ def _spikes(clean, vc, sigb, ratio, z, ws, we):
         if hi <= lo:
             continue
         cut = z * sigb[b]
-        m = hi - lo
-        left = clean[lo - 1 : lo - 1 + m]
-        here = clean[lo : lo + m]
-        right = clean[lo + 1 : lo + 1 + m]
-        mk = mask[lo : lo + m]
-        for t in range(m):
+        left, here, right, mk = neighbours(clean, mask, lo, hi)
+        for t in range(mk.size):
             side = max(left[t], right[t])
             h = here[t]
             mk[t] = (h > 0.0) & (h >= r * side) & (h - side >= cut)

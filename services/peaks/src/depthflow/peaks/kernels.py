@@ -19,11 +19,13 @@ __all__ = [
     "BLOCK",
     "as_f64",
     "block_candidates",
+    "byte_mask",
     "found_arrays",
     "kernel_params",
     "level_growth",
     "marked",
     "masked_maxima",
+    "neighbours",
     "noise_scale",
     "nonzero_total",
     "prominence",
@@ -52,6 +54,22 @@ def kernel_params(a):
 def as_f64(vol: np.ndarray) -> np.ndarray:
     """A contiguous float64 array (a copy only when needed)."""
     return np.ascontiguousarray(vol, dtype=np.float64)
+
+
+@kernel(inline="always")
+def byte_mask(n: int) -> np.ndarray:
+    """A zeroed byte per bucket, padded to whole 8-byte words: a mask :func:`marked` reads."""
+    return np.zeros(((n + 7) // 8) * 8, dtype=np.uint8)
+
+
+@kernel(inline="always")
+def neighbours(y: np.ndarray, mask: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+    """For buckets ``lo .. hi - 1`` (``1 <= lo``, ``hi <= y.size - 1``): views of their left
+    neighbours, themselves and their right neighbours in ``y``, and of their bytes of ``mask``,
+    each indexed from 0. Why views: a loop over them needs no negative-index checks, so numba
+    vectorises it; every block-by-block mask of the peaks kernels is written over them."""
+    m = hi - lo
+    return y[lo - 1 : lo - 1 + m], y[lo : lo + m], y[lo + 1 : lo + 1 + m], mask[lo : lo + m]
 
 
 @kernel(fastmath=FAST)
@@ -233,8 +251,7 @@ def block_candidates(ys: np.ndarray, sigb: np.ndarray, z: float, half: int) -> t
     the wave search (a scale per block) and the volume nodes (one scale)."""
     n = ys.size
     nb = sigb.size
-    words = (n + 7) // 8
-    mask = np.zeros(words * 8, dtype=np.uint8)
+    mask = byte_mask(n)
     bsum = np.zeros(nb, dtype=np.float64)
     if n < 3:
         return np.empty(0, dtype=np.int64), bsum
@@ -258,12 +275,8 @@ def block_candidates(ys: np.ndarray, sigb: np.ndarray, z: float, half: int) -> t
         if hi <= lo:
             continue
         cut = z * sigb[b]
-        m = hi - lo
-        left = ys[lo - 1 : lo - 1 + m]
-        here = ys[lo : lo + m]
-        right = ys[lo + 1 : lo + 1 + m]
-        mk = mask[lo : lo + m]
-        for t in range(m):
+        left, here, right, mk = neighbours(ys, mask, lo, hi)
+        for t in range(mk.size):
             h = here[t]
             r = right[t]
             mk[t] = (h > left[t]) & (h >= r) & ((h - fl >= cut) | (h == r))
@@ -307,31 +320,29 @@ def prominence(ys: np.ndarray, i: int, half: int) -> float:
 
 
 @kernel(inline="always")
+def _falls(ys: np.ndarray, top: float, j: int, stop: int, step: int, cut: float) -> bool:
+    """Whether ``ys``, walked from ``j`` by ``step`` to ``stop`` (included), falls ``cut`` (and
+    more than 0) below ``top`` before it rises above it: one side of :func:`_stands`."""
+    while (stop - j) * step >= 0:
+        drop = top - ys[j]
+        if drop < 0.0:
+            return False
+        if drop >= cut and drop > 0.0:
+            return True
+        j += step
+    return False
+
+
+@kernel(inline="always")
 def _stands(ys: np.ndarray, i: int, half: int, cut: float) -> bool:
     """Whether the local maximum ``ys[i]`` has a :func:`prominence` of at least ``cut`` (and
     above 0) within ``half`` buckets either side, without measuring it: each side's walk stops at
     the first bucket ``cut`` below the top (that side's minimum will do) or the first higher one
     (it never will). Why: a maximum on a hump's flank walked to the window's edge on both sides,
     and on a 48 h trade profile those walks were most of the volume nodes' time."""
-    n = ys.size
     top = ys[i]
-    ok = False
-    for j in range(i - 1, max(0, i - half) - 1, -1):
-        drop = top - ys[j]
-        if drop < 0.0:
-            break
-        if drop >= cut and drop > 0.0:
-            ok = True
-            break
-    if not ok:
-        return False
-    for j in range(i + 1, min(n - 1, i + half) + 1):
-        drop = top - ys[j]
-        if drop < 0.0:
-            return False
-        if drop >= cut and drop > 0.0:
-            return True
-    return False
+    return (_falls(ys, top, i - 1, max(0, i - half), -1, cut)
+            and _falls(ys, top, i + 1, min(ys.size - 1, i + half), 1, cut))
 
 
 @kernel

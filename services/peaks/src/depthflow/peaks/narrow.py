@@ -50,7 +50,16 @@ import math
 import numpy as np
 
 from depthflow.peaks.jit import FAST, kernel
-from depthflow.peaks.kernels import BLOCK, found_arrays, level_growth, marked, smooth_gaussian, zone_around
+from depthflow.peaks.kernels import (
+    BLOCK,
+    byte_mask,
+    found_arrays,
+    level_growth,
+    marked,
+    neighbours,
+    smooth_gaussian,
+    zone_around,
+)
 
 __all__ = ["GAP", "QUANTILE", "REACH", "SHARE", "SMOOTH", "narrow_waves"]
 
@@ -108,7 +117,7 @@ def _standing(ys, wide, unit, reach, z_min):
     time; a branch-free mask, read back by :func:`marked`, leaves the few that stand out. The
     buckets whose flanks fall off the profile's ends are tested one by one."""
     n = ys.size
-    mask = np.zeros(((n + 7) // 8) * 8, dtype=np.uint8)
+    mask = byte_mask(n)
     a = max(reach, 1)  # the buckets from a to e have both flanks and both neighbours inside
     e = min(n - 1 - reach, n - 2)
     for b in range(unit.size):
@@ -117,14 +126,10 @@ def _standing(ys, wide, unit, reach, z_min):
         hi = min((b + 1) * BLOCK, e + 1)
         if hi <= lo or not k > 0.0:
             continue
-        m = hi - lo
-        left = ys[lo - 1 : lo - 1 + m]
-        here = ys[lo : lo + m]
-        right = ys[lo + 1 : lo + 1 + m]
-        fl = wide[lo - reach : lo - reach + m]
-        fr = wide[lo + reach : lo + reach + m]
-        mk = mask[lo : lo + m]
-        for t in range(m):
+        left, here, right, mk = neighbours(ys, mask, lo, hi)
+        fl = wide[lo - reach : lo - reach + mk.size]
+        fr = wide[lo + reach : lo + reach + mk.size]
+        for t in range(mk.size):
             h = here[t]
             mk[t] = (h > left[t]) & (h >= right[t]) & ((h - max(fl[t], fr[t])) * k >= z_min)
     head = min(a - 1, n - 2)  # the buckets 1 .. head, then tail .. n - 2

@@ -397,11 +397,12 @@ def _grid_zone_rows(grid, size, kp):
     range into one bucket), which fails the analysis closed."""
     first, v, real_lo, real_hi, total, _ = grid
     none = np.empty((0, _COLUMNS), dtype=np.float64)
-    bad = False
-    for i in range(v.size):  # >= 0 by construction (_keyed): only inf can be there
-        bad |= not v[i] < np.inf
-    if bad:
-        return False, none
+    if not total < np.inf:  # a bucket can be inf only then (buckets are >= 0 and sum to <= total)
+        bad = False
+        for i in range(v.size):
+            bad |= not v[i] < np.inf
+        if bad:
+            return False, none
     if v.size == 0:
         return True, none
     (wi, wlo, whi, _, wcf), (li, llo, lhi, _, lcf) = detect_arrays(v, kp)
